@@ -1,0 +1,44 @@
+# Herald: `make run` to try it, `make test` to check it. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/kafka/kafka.sh
+STAMP := $(VENV)/.installed
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create or update the virtual environment .venv/
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+kafka-fetch: ## download the Kafka jars from Maven Central (once)
+	@$(KAFKA) fetch
+
+kafka-up: ## start the local single-node broker on 127.0.0.1:9092
+	@$(KAFKA) up
+
+kafka-down: ## stop the local broker
+	@$(KAFKA) down
+
+run: install ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
+	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
+	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
+	$(BIN)/herald serve
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service tests
+	$(BIN)/mypy
+
+test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
+	$(BIN)/pytest -q
+
+.PHONY: help install kafka-fetch kafka-up kafka-down run lint test

@@ -1,0 +1,1 @@
+"""Herald: live events from Kafka to browsers over WebSocket, SSE and cacheable HTTP."""

@@ -1,0 +1,117 @@
+"""Herald's settings: one typed place, read from ``HERALD_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value Herald cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of one Herald process; defaults suit local development."""
+
+    bind: str = "127.0.0.1:8080"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Exposed topics: the names in ``topic_list`` plus every name matching ``topics`` (an
+    # empty pattern matches nothing). Giving only a list turns the default pattern off.
+    topics: str = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+    topic_list: tuple[str, ...] = ()
+    auto_create_topics: bool = True
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    topic_refresh_s: float = 2.0
+    publish_timeout_s: float = 5.0
+    producer_linger_ms: int = 0
+    consumer_fetch_max_wait_ms: int = 20
+    ring_size: int = 1000
+    subscriber_queue_size: int = 1000
+    snapshot_limit: int = 50
+    snapshot_max_age_s: int = 1
+    snapshot_stale_while_revalidate_s: int = 5
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 100
+    sse_heartbeat_s: float = 15.0
+    sse_retry_ms: int = 2000
+    ws_heartbeat_s: float = 25.0
+    send_timeout_s: float = 10.0
+    shutdown_grace_s: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def topic_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.topics)
+
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+
+_PREFIX = "HERALD_"
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{_PREFIX}{name.upper()} must be true or false, not {raw!r}")
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        return type(default)(raw)
+    except ValueError:
+        kind = type(default).__name__
+        raise ConfigError(f"{_PREFIX}{name.upper()} must be a {kind}, not {raw!r}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment; ``HERALD_*`` names Herald does not know are ignored."""
+    env = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for variable, raw in env.items():
+        if not variable.startswith(_PREFIX):
+            continue
+        name = variable[len(_PREFIX) :].lower()
+        if name not in known:
+            continue
+        values[name] = _parse(name, raw, known[name].default)
+    if "topic_list" in values and "topics" not in values:
+        values["topics"] = ""
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    try:
+        re.compile(settings.topics)
+    except re.error as exc:
+        raise ConfigError(f"HERALD_TOPICS is not a regular expression: {exc}") from None
+    if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():
+        raise ConfigError(f"HERALD_BIND must be host:port, not {settings.bind!r}")
+    positive = (
+        "topic_partitions",
+        "topic_replication",
+        "ring_size",
+        "subscriber_queue_size",
+        "snapshot_limit",
+        "max_body_bytes",
+        "max_batch_events",
+    )
+    for name in positive:
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")

@@ -1,0 +1,176 @@
+"""The one Kafka consumer of a process: every partition of every exposed topic, to broadcasters.
+
+No consumer group: every instance reads everything, so any instance can serve any client.
+Partitions are assigned by hand and every position is sought explicitly, because a
+subscribed consumer without a group resets *all* partitions whenever the set changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from .broadcaster import Broadcasters
+from .config import Settings
+from .metrics import Metrics
+from .topics import TopicPolicy
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 200
+_MAX_RECORDS = 5000
+_RECONNECT_S = 1.0
+
+
+class Feed:
+    """Runs the consumer loop in a task it owns; reports whether Kafka is reachable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: TopicPolicy,
+        broadcasters: Broadcasters,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._policy = policy
+        self._broadcasters = broadcasters
+        self._metrics = metrics
+        self._assigned: set[TopicPartition] = set()
+        # Offsets the first assignment must reach before this instance is "positioned".
+        self._initial_ends: dict[TopicPartition, int] | None = None
+        self.positioned = asyncio.Event()
+        self.kafka_reachable = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="herald-consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        timeout = self._settings.publish_timeout_s
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                client_id="herald-consumer",
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
+                metadata_max_age_ms=int(self._settings.topic_refresh_s * 1000),
+                request_timeout_ms=int(timeout * 1000),
+            )
+            # The consumer only keeps metadata of assigned topics: the admin client finds
+            # topics and partitions that appear later.
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                client_id="herald-consumer-admin",
+                request_timeout_ms=int(timeout * 1000),
+            )
+            try:
+                await asyncio.wait_for(consumer.start(), timeout)
+                await asyncio.wait_for(admin.start(), timeout)
+                self._assigned = set()
+                await self._consume(consumer, admin)
+            except (KafkaError, TimeoutError, OSError) as exc:
+                self._set_reachable(False)
+                log.warning("consumer: Kafka unavailable (%r); retrying", exc)
+            finally:
+                with contextlib.suppress(KafkaError, OSError):
+                    await consumer.stop()
+                with contextlib.suppress(KafkaError, OSError):
+                    await admin.close()
+            await asyncio.sleep(_RECONNECT_S)
+
+    async def _consume(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
+        loop = asyncio.get_running_loop()
+        next_refresh = 0.0
+        while True:
+            if loop.time() >= next_refresh:
+                await self._refresh(consumer, admin)
+                next_refresh = loop.time() + self._settings.topic_refresh_s
+            if not self._assigned:
+                # Nothing to read yet: wait for the next metadata refresh to find topics.
+                await asyncio.sleep(max(0.0, next_refresh - loop.time()))
+                continue
+            batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
+            for tp, records in batches.items():
+                broadcaster = self._broadcasters.get(tp.topic)
+                for record in records:
+                    broadcaster.publish_record(
+                        record.partition,
+                        record.offset,
+                        record.timestamp,
+                        record.key,
+                        record.value,
+                        record.headers,
+                    )
+                self._metrics.consumed.inc(len(records))
+            self._check_positioned()
+
+    async def _refresh(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
+        """Find exposed topics and partitions; assign new ones without moving the others."""
+        try:
+            described = await asyncio.wait_for(
+                admin.describe_topics(), self._settings.publish_timeout_s
+            )
+        except (KafkaError, TimeoutError) as exc:
+            self._set_reachable(False)
+            log.warning("consumer: metadata refresh failed: %r", exc)
+            return
+        self._set_reachable(True)
+        wanted: set[TopicPartition] = set()
+        for topic in described:
+            name = topic["topic"]
+            if topic["error_code"] == 0 and self._policy.exposed(name):
+                wanted.update(TopicPartition(name, p["partition"]) for p in topic["partitions"])
+        new = wanted - self._assigned
+        if not new:
+            if self._initial_ends is None:
+                self._initial_ends = {}  # nothing exposed exists yet: at the head already
+            self._check_positioned()
+            return
+        new_list = sorted(new)
+        begins = await consumer.beginning_offsets(new_list)
+        if self._initial_ends is None:
+            # Start at the end, but read back a ring's worth so snapshots have history.
+            ends = await consumer.end_offsets(new_list)
+            self._initial_ends = dict(ends)
+            ring = self._settings.ring_size
+            starts = {tp: max(begins[tp], ends[tp] - ring) for tp in new_list}
+        else:
+            # A topic or partition that appeared while running is read from its beginning,
+            # so a client that subscribed before it existed gets its first event.
+            starts = dict(begins)
+        for tp in new_list:
+            self._broadcasters.get(tp.topic).assign(tp.partition, starts[tp])
+        consumer.assign(sorted(wanted))
+        for tp in wanted:
+            consumer.seek(tp, self._broadcasters.get(tp.topic).positions[tp.partition])
+        self._assigned = wanted
+        log.info("consumer: assigned %d partitions (%d new)", len(wanted), len(new))
+        self._check_positioned()
+
+    def _check_positioned(self) -> None:
+        if self.positioned.is_set() or self._initial_ends is None:
+            return
+        for tp, end in self._initial_ends.items():
+            if self._broadcasters.get(tp.topic).positions.get(tp.partition, 0) < end:
+                return
+        self.positioned.set()
+        log.info("consumer: positioned at the live head")
+
+    def _set_reachable(self, reachable: bool) -> None:
+        self.kafka_reachable = reachable
+        self._metrics.kafka_up.set(1 if reachable else 0)

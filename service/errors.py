@@ -1,0 +1,96 @@
+"""Herald's exception hierarchy; each error knows its HTTP status and problem type.
+
+HeraldError
+├── Malformed              400  body or frame is not what its media type says
+│   ├── BadCursor          400  cursor malformed, tampered or of another topic
+│   └── BadParameter       400  query parameter out of range
+├── Unauthenticated        401
+├── Forbidden              403
+├── UnknownTopic           404  not exposed, or not existing with creation off
+├── TooLarge               413
+├── UnsupportedMediaType   415
+├── Invalid                422  well-formed but violates the schema
+├── RateLimited            429  (Retry-After)
+└── KafkaUnavailable       503  (Retry-After)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class HeraldError(Exception):
+    """A failure a client caused or must know about; rendered as problem+json or a WS error op."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def type_uri(self) -> str:
+        return f"urn:herald:problem:{self.code}"
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 problem document."""
+        return {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+class Malformed(HeraldError):
+    status, code, title = 400, "malformed", "Malformed request"
+
+
+class BadCursor(Malformed):
+    code, title = "bad-cursor", "Invalid cursor"
+
+
+class BadParameter(Malformed):
+    code, title = "bad-parameter", "Invalid parameter"
+
+
+class Unauthenticated(HeraldError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(HeraldError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class UnknownTopic(HeraldError):
+    status, code, title = 404, "unknown-topic", "Unknown topic"
+
+
+class TooLarge(HeraldError):
+    status, code, title = 413, "too-large", "Content too large"
+
+
+class UnsupportedMediaType(HeraldError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Invalid(HeraldError):
+    status, code, title = 422, "invalid", "Schema violation"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+    def problem(self) -> dict[str, Any]:
+        return {**super().problem(), "errors": self.errors}
+
+
+class RateLimited(HeraldError):
+    status, code, title = 429, "rate-limited", "Too many requests"
+
+
+class KafkaUnavailable(HeraldError):
+    status, code, title = 503, "kafka-unavailable", "Kafka unavailable"

@@ -1,0 +1,148 @@
+"""Events: what a client publishes, how it is stored as a Kafka record, what is delivered.
+
+A record's value is the event's ``data`` as JSON (readable by any other Kafka consumer), or
+msgpack when the data holds binary that JSON cannot carry; the ``type`` travels in a header.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import msgpack
+
+from .cursor import Cursor
+
+TYPE_HEADER = "herald-type"
+CONTENT_TYPE_HEADER = "content-type"
+MSGPACK = "application/msgpack"
+DEFAULT_TYPE = "message"
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    """One event as a client publishes it, already validated."""
+
+    data: Any
+    key: str | None = None
+    type: str = DEFAULT_TYPE
+
+    def to_record(self) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+        """Kafka key, value and headers for this event."""
+        headers = [(TYPE_HEADER, self.type.encode())]
+        try:
+            value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
+        except TypeError:
+            # Binary data from a msgpack client: keep it binary rather than mangle it.
+            value = msgpack.packb(self.data, use_bin_type=True)
+            headers.append((CONTENT_TYPE_HEADER, MSGPACK.encode()))
+        key = self.key.encode() if self.key is not None else None
+        return key, value, headers
+
+
+class Scope(Enum):
+    """Which cursor an event's ``id`` carries for a subscriber."""
+
+    TOPIC = "topic"  # every partition: a whole-topic subscription
+    PARTITION = "partition"  # the key's partition only: a keyed subscription
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """A record as delivered: decoded once, encoded once per wire format and scope."""
+
+    topic: str
+    key: str | None
+    type: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    raw_value: bytes
+    msgpack_value: bool
+    topic_cursor: Cursor
+    _data: Any = None
+    _decoded: bool = False
+    _ids: dict[Scope, str] = field(default_factory=dict)
+    encoded: dict[tuple[str, Scope], bytes | str] = field(default_factory=dict)
+
+    @property
+    def data(self) -> Any:
+        if not self._decoded:
+            self._data = decode_value(self.raw_value, self.msgpack_value)
+            self._decoded = True
+        return self._data
+
+    def id(self, scope: Scope) -> str:
+        cached = self._ids.get(scope)
+        if cached is None:
+            cursor = (
+                self.topic_cursor
+                if scope is Scope.TOPIC
+                else Cursor.after(self.partition, self.offset)
+            )
+            cached = self._ids[scope] = cursor.encode(self.topic)
+        return cached
+
+    @property
+    def time(self) -> str:
+        moment = datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def as_dict(self, scope: Scope) -> dict[str, Any]:
+        return {
+            "id": self.id(scope),
+            "topic": self.topic,
+            "key": self.key,
+            "type": self.type,
+            "time": self.time,
+            "data": self.data,
+        }
+
+
+def decode_value(value: bytes, is_msgpack: bool) -> Any:
+    """A record value as event data; values not written by Herald arrive as text."""
+    if is_msgpack:
+        try:
+            return msgpack.unpackb(value, raw=False)
+        except (ValueError, msgpack.UnpackException):
+            pass
+    else:
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value.decode("utf-8", errors="replace")
+
+
+def event_from_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]],
+    topic_cursor: Cursor,
+) -> Event:
+    """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""
+    event_type = DEFAULT_TYPE
+    is_msgpack = False
+    for name, header_value in headers:
+        if name == TYPE_HEADER:
+            event_type = header_value.decode("utf-8", errors="replace")
+        elif name == CONTENT_TYPE_HEADER:
+            is_msgpack = header_value == MSGPACK.encode()
+    return Event(
+        topic=topic,
+        key=key.decode("utf-8", errors="replace") if key is not None else None,
+        type=event_type,
+        partition=partition,
+        offset=offset,
+        timestamp_ms=timestamp_ms,
+        raw_value=value if value is not None else b"null",
+        msgpack_value=is_msgpack,
+        topic_cursor=topic_cursor,
+    )

@@ -1,0 +1,52 @@
+"""Prometheus metrics, one registry per app so that tests and workers do not share state."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class Metrics:
+    """The counters and gauges Herald exports on /metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.published = Counter(
+            "herald_events_published", "Events acknowledged by Kafka", registry=self.registry
+        )
+        self.publish_failures = Counter(
+            "herald_publish_failures", "Publish requests answered 503", registry=self.registry
+        )
+        self.consumed = Counter(
+            "herald_records_consumed", "Records read from Kafka", registry=self.registry
+        )
+        self.deliveries = Counter(
+            "herald_deliveries",
+            "Events written to clients",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.connections = Gauge(
+            "herald_connections",
+            "Open streaming connections",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.lagging = Counter(
+            "herald_subscribers_lagging",
+            "Connections closed because their queue overflowed",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "herald_http_requests",
+            "HTTP requests answered",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.kafka_up = Gauge(
+            "herald_kafka_up",
+            "1 when the last Kafka metadata refresh succeeded",
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,113 @@
+"""Per-connection outbound queue: bounded, with one writer that is the only sender."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from .events import Event, Scope
+from .wire import Format, event_frame
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One topic (optionally one key) that a connection follows, and where it stands."""
+
+    topic: str
+    key: str | None
+    outbox: Outbox
+    # The id of the last event handed to the client: the resume point if it must reconnect.
+    cursor: str
+    # Events whose partition offset is below this are already covered by the start cursor;
+    # they may still be in flight from the consumer when a resume replays the ring.
+    skip_below: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.PARTITION if self.key is not None else Scope.TOPIC
+
+
+class Outbox:
+    """Frames waiting for one connection's writer.
+
+    At most ``capacity`` events wait; one more marks the outbox ``overflowed`` (the
+    connection is then closed as lagging with its last cursor) instead of growing or
+    silently dropping. Control frames (acks, errors) are few and not counted.
+    """
+
+    __slots__ = ("_items", "_pending_events", "_ready", "capacity", "closed", "fmt", "overflowed")
+
+    def __init__(self, fmt: Format, capacity: int) -> None:
+        self.fmt = fmt
+        self.capacity = capacity
+        self.overflowed = False
+        self.closed = False
+        self._items: deque[tuple[Subscription, Event] | bytes | str] = deque()
+        self._pending_events = 0
+        self._ready = asyncio.Event()
+
+    def put_event(self, subscription: Subscription, event: Event) -> bool:
+        """Queue ``event``; False when the outbox overflowed (the subscriber is lagging)."""
+        if self.overflowed or self.closed:
+            return False
+        if self._pending_events >= self.capacity:
+            self.overflowed = True
+            self._ready.set()
+            return False
+        self._items.append((subscription, event))
+        self._pending_events += 1
+        self._ready.set()
+        return True
+
+    def put_control(self, frame: bytes | str) -> None:
+        if not self.closed:
+            self._items.append(frame)
+            self._ready.set()
+
+    def put_control_first(self, frames: list[bytes | str], subscription: Subscription) -> None:
+        """Queue ``frames`` ahead of every event already queued for ``subscription``."""
+        if self.closed:
+            return
+        index = next(
+            (
+                i
+                for i, item in enumerate(self._items)
+                if isinstance(item, tuple) and item[0] is subscription
+            ),
+            len(self._items),
+        )
+        for offset, frame in enumerate(frames):
+            self._items.insert(index + offset, frame)
+        self._ready.set()
+
+    def close(self) -> None:
+        """Wake the writer for good: it sends nothing more."""
+        self.closed = True
+        self._ready.set()
+
+    async def wait(self, within: float | None = None) -> bool:
+        """Wait until something is queued (or the outbox closed); False on timeout."""
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), within)
+            except TimeoutError:
+                return False
+        return True
+
+    def drain(self) -> list[bytes | str]:
+        """Take every waiting frame, advancing each subscription's cursor as its event goes."""
+        frames: list[bytes | str] = []
+        items = self._items
+        while items:
+            item = items.popleft()
+            if isinstance(item, tuple):
+                subscription, event = item
+                frames.append(event_frame(event, self.fmt, subscription.scope))
+                subscription.cursor = event.id(subscription.scope)
+            else:
+                frames.append(item)
+        self._pending_events = 0
+        if not self.overflowed and not self.closed:
+            self._ready.clear()
+        return frames

@@ -1,0 +1,47 @@
+"""Serving the app with Hypercorn; SIGTERM lets every stream say goodbye before it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from .app import create_app
+from .config import Settings
+from .state import Herald
+
+log = logging.getLogger(__name__)
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [settings.bind]
+    config.accesslog = None
+    config.graceful_timeout = settings.shutdown_grace_s
+    # Quart queues inbound WebSocket messages without bound: cap each one's size at least.
+    config.websocket_max_message_size = settings.max_body_bytes
+    # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
+    # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
+    config.websocket_ping_interval = None
+    return config
+
+
+async def run(settings: Settings) -> None:
+    app = create_app(settings)
+    h: Herald = app.extensions["herald"]
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        log.info("signal %d: telling clients to reconnect, then stopping", signum)
+        # Streams end themselves first: Hypercorn's graceful timeout would cut them mid-body.
+        h.begin_shutdown()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    log.info("Herald on http://%s (Kafka %s)", settings.bind, settings.kafka_bootstrap)
+    await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait)

@@ -1,0 +1,83 @@
+"""The parts of one running Herald, shared by the transports through the app."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import cast
+
+from quart import current_app
+
+from .broadcaster import Broadcaster, Broadcasters
+from .config import Settings
+from .consume import Feed
+from .cursor import Cursor
+from .errors import KafkaUnavailable, UnknownTopic
+from .metrics import Metrics
+from .outbox import Outbox, Subscription
+from .publish import Publisher
+from .topics import TopicPolicy
+from .validation import EventValidator
+
+_POSITIONED_WAIT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A new subscription and how its start point was honoured."""
+
+    subscription: Subscription
+    recovered: bool
+    # Set when the requested cursor is no longer retained: where delivery starts instead.
+    reset_to: str | None = None
+
+
+@dataclass(eq=False)
+class Herald:
+    """Settings, Kafka clients, broadcasters and the live connections of this process."""
+
+    settings: Settings
+    policy: TopicPolicy
+    broadcasters: Broadcasters
+    publisher: Publisher
+    feed: Feed
+    metrics: Metrics
+    validator: EventValidator
+    outboxes: set[Outbox] = field(default_factory=set)
+    shutting_down: bool = False
+
+    async def broadcaster(self, topic: str) -> Broadcaster:
+        """The topic's broadcaster once the consumer is positioned; 404 when not exposed."""
+        if not self.policy.exposed(topic):
+            raise UnknownTopic(f"topic {topic!r} is not exposed")
+        if not self.feed.positioned.is_set():
+            try:
+                await asyncio.wait_for(self.feed.positioned.wait(), _POSITIONED_WAIT_S)
+            except TimeoutError:
+                raise KafkaUnavailable("not yet positioned on Kafka", retry_after=2) from None
+        return self.broadcasters.get(topic)
+
+    async def open(self, outbox: Outbox, topic: str, key: str | None, since: str | None) -> Opened:
+        """Subscribe ``outbox`` to ``topic`` (and ``key``), from ``since`` or the live head."""
+        broadcaster = await self.broadcaster(topic)
+        if since is None:
+            return Opened(broadcaster.subscribe(outbox, key), recovered=True)
+        cursor = Cursor.decode(topic, since)
+        if broadcaster.covers(cursor, key):
+            return Opened(broadcaster.subscribe(outbox, key, cursor), recovered=True)
+        floor = broadcaster.floor_cursor(key)
+        subscription = broadcaster.subscribe(outbox, key, floor)
+        return Opened(subscription, recovered=False, reset_to=floor.encode(topic))
+
+    def close(self, subscription: Subscription) -> None:
+        self.broadcasters.get(subscription.topic).unsubscribe(subscription)
+
+    def begin_shutdown(self) -> None:
+        """Tell every streaming connection to say goodbye so clients reconnect elsewhere."""
+        self.shutting_down = True
+        for outbox in list(self.outboxes):
+            outbox.close()
+
+
+def herald() -> Herald:
+    return cast(Herald, current_app.extensions["herald"])

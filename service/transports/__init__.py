@@ -1,0 +1,1 @@
+"""The ways an event leaves Herald (and enters it over HTTP)."""

@@ -1,0 +1,46 @@
+"""GET /v1/topics/{topic}/snapshot: the latest events and the cursor to stream on from."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from quart import Blueprint, Response, request
+
+from ..events import Scope
+from ..state import herald
+from ..wire import dump_json
+from .params import int_param, key_param
+
+blueprint = Blueprint("snapshot", __name__)
+
+MAX_LIMIT = 1000
+
+
+@blueprint.get("/v1/topics/<topic>/snapshot")
+async def snapshot(topic: str) -> Response:
+    h = herald()
+    key = key_param(request.args)
+    limit = int_param(request.args, "limit", h.settings.snapshot_limit, 1, MAX_LIMIT)
+    broadcaster = await h.broadcaster(topic)
+    cursor = broadcaster.cursor(key).encode(topic)
+    # The cursor names every event the body can hold, so it is a strong validator.
+    etag = f'"{cursor}"'
+    stream_query = urlencode({k: v for k, v in (("key", key), ("since", cursor)) if v})
+    headers = {
+        "ETag": etag,
+        "Cache-Control": (
+            f"public, max-age={h.settings.snapshot_max_age_s}, "
+            f"stale-while-revalidate={h.settings.snapshot_stale_while_revalidate_s}"
+        ),
+        "Link": f'</v1/topics/{topic}/stream?{stream_query}>; rel="stream"',
+    }
+    if request.if_none_match.contains(cursor):
+        return Response(b"", status=304, headers=headers)
+    scope = Scope.TOPIC if key is None else Scope.PARTITION
+    body = {
+        "topic": topic,
+        "key": key,
+        "cursor": cursor,
+        "events": [event.as_dict(scope) for event in broadcaster.recent(key, limit)],
+    }
+    return Response(dump_json(body), mimetype="application/json", headers=headers)

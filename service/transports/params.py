@@ -1,0 +1,26 @@
+"""Query and header parameters shared by the HTTP transports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import BadParameter
+
+MAX_KEY_CHARS = 256
+
+
+def key_param(args: Mapping[str, str]) -> str | None:
+    """``?key=``; empty means the whole topic."""
+    key = args.get("key") or None
+    if key is not None and (len(key) > MAX_KEY_CHARS or not key.isprintable()):
+        raise BadParameter(f"key must be 1 to {MAX_KEY_CHARS} printable characters")
+    return key
+
+
+def int_param(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadParameter(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)

@@ -1,0 +1,77 @@
+"""GET /v1/topics/{topic}/stream: Server-Sent Events, resumable through Last-Event-ID."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from quart import Blueprint, Response, request
+
+from ..outbox import Outbox, Subscription
+from ..state import Herald, herald
+from ..wire import Format, dump_json, sse_frame
+from .params import key_param
+
+blueprint = Blueprint("sse", __name__)
+
+HEARTBEAT = b": ping\r\n\r\n"
+
+
+@blueprint.get("/v1/topics/<topic>/stream")
+async def stream(topic: str) -> Response:
+    h = herald()
+    key = key_param(request.args)
+    # A reconnecting EventSource sends the last id it saw; it wins over the first-connect URL.
+    since = request.headers.get("Last-Event-ID") or request.args.get("since") or None
+    outbox = Outbox(Format.SSE, h.settings.subscriber_queue_size)
+    opened = await h.open(outbox, topic, key, since)
+    preamble = sse_frame(retry=h.settings.sse_retry_ms)
+    if opened.reset_to is not None:
+        preamble += sse_frame(
+            event="reset",
+            id=opened.reset_to,
+            data=dump_json({"topic": topic, "key": key, "cursor": opened.reset_to}),
+        )
+    response = Response(
+        _events(h, outbox, opened.subscription, preamble),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+    # Quart would otherwise cut every stream after RESPONSE_TIMEOUT (60 s).
+    response.timeout = None
+    return response
+
+
+async def _events(
+    h: Herald, outbox: Outbox, subscription: Subscription, preamble: bytes
+) -> AsyncIterator[bytes]:
+    h.outboxes.add(outbox)
+    h.metrics.connections.labels("sse").inc()
+    deliveries = h.metrics.deliveries.labels("sse")
+    try:
+        yield preamble
+        while True:
+            if not await outbox.wait(h.settings.sse_heartbeat_s):
+                yield HEARTBEAT
+                continue
+            frames = outbox.drain()
+            if frames:
+                # Everything pending goes out as one body chunk: one write, many events.
+                deliveries.inc(len(frames))
+                yield b"".join(frame for frame in frames if isinstance(frame, bytes))
+            if outbox.overflowed:
+                h.metrics.lagging.inc()
+                yield _goodbye("lagging", subscription)
+                return
+            if outbox.closed:
+                yield _goodbye("shutdown", subscription)
+                return
+    finally:
+        h.close(subscription)
+        h.outboxes.discard(outbox)
+        h.metrics.connections.labels("sse").dec()
+
+
+def _goodbye(reason: str, subscription: Subscription) -> bytes:
+    """The last frame: why the stream ends and the cursor to reconnect with."""
+    body = {"topic": subscription.topic, "key": subscription.key, "cursor": subscription.cursor}
+    return sse_frame(event=reason, id=subscription.cursor, data=dump_json(body))

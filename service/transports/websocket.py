@@ -1,0 +1,243 @@
+"""GET /v1/ws: one WebSocket, many subscriptions, publishing too; JSON or msgpack frames.
+
+The connection's writer task is the only sender: control messages and events share its
+outbox, so a ``subscribed`` always precedes the events of that subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from quart import Blueprint, Response, websocket
+
+from ..errors import HeraldError, Malformed
+from ..outbox import Outbox, Subscription
+from ..state import Herald, herald
+from ..wire import Format, decode_message, encode_message
+
+blueprint = Blueprint("websocket", __name__)
+
+SUBPROTOCOLS = {"herald.v1.json": Format.JSON, "herald.v1.msgpack": Format.MSGPACK}
+
+# Close codes (documented in the README and openapi.yaml).
+CLOSE_MALFORMED = 4400
+CLOSE_TOO_LARGE = 4413
+CLOSE_WRONG_FRAME = 4415
+CLOSE_LAGGING = 4409
+CLOSE_GOING_AWAY = 4503
+_MAX_REF_CHARS = 128
+
+
+class ProtocolViolation(Exception):
+    """The client broke the protocol: the connection closes with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@blueprint.websocket("/v1/ws")
+async def ws() -> Response | None:
+    h = herald()
+    fmt = _negotiate(websocket.requested_subprotocols)
+    if fmt is None:
+        return Response("offer herald.v1.json or herald.v1.msgpack", status=400)
+    subprotocol = next(
+        (name for name in websocket.requested_subprotocols if SUBPROTOCOLS.get(name) is fmt),
+        None,
+    )
+    await websocket.accept(subprotocol=subprotocol)
+    connection = Connection(h, fmt)
+    await connection.run()
+    return None
+
+
+def _negotiate(requested: list[str]) -> Format | None:
+    if not requested:
+        return Format.JSON
+    for name in requested:
+        if name in SUBPROTOCOLS:
+            return SUBPROTOCOLS[name]
+    return None
+
+
+class Connection:
+    """The state of one WebSocket: its outbox and its subscriptions by (topic, key)."""
+
+    def __init__(self, h: Herald, fmt: Format) -> None:
+        self.h = h
+        self.fmt = fmt
+        self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
+        self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
+
+    async def run(self) -> None:
+        h = self.h
+        h.outboxes.add(self.outbox)
+        h.metrics.connections.labels("ws").inc()
+        writer = asyncio.create_task(self._write())
+        reader = asyncio.create_task(self._read())
+        try:
+            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            for task in (reader, writer):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for subscription in self.subscriptions.values():
+                h.close(subscription)
+            h.outboxes.discard(self.outbox)
+            h.metrics.connections.labels("ws").dec()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        args = websocket.args
+        if args.get("topic"):
+            await self._subscribe(
+                {
+                    "op": "subscribe",
+                    "topic": args["topic"],
+                    "key": args.get("key") or None,
+                    "since": args.get("since") or None,
+                }
+            )
+        while True:
+            frame = await websocket.receive()
+            try:
+                message = decode_message(frame, self.fmt)
+                await self._handle(message)
+            except Malformed as exc:
+                wrong_type = isinstance(frame, str) != (self.fmt is Format.JSON)
+                await self._close(CLOSE_WRONG_FRAME if wrong_type else CLOSE_MALFORMED, exc.detail)
+                return
+            except ProtocolViolation as exc:
+                await self._close(exc.code, exc.reason)
+                return
+
+    async def _handle(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            raise ProtocolViolation(CLOSE_MALFORMED, "a message is an object with an op")
+        op = message["op"]
+        if op == "subscribe":
+            await self._subscribe(message)
+        elif op == "unsubscribe":
+            topic, key = _text(message, "topic", True), _text(message, "key", False)
+            assert topic is not None
+            subscription = self.subscriptions.pop((topic, key), None)
+            if subscription is not None:
+                self.h.close(subscription)
+        elif op == "publish":
+            await self._publish(message)
+        elif op == "ping":
+            self._send({"op": "pong"})
+        else:
+            raise ProtocolViolation(CLOSE_MALFORMED, f"unknown op {op[:40]!r}")
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        topic = _text(message, "topic", True)
+        key = _text(message, "key", False)
+        since = _text(message, "since", False)
+        assert topic is not None
+        try:
+            opened = await self.h.open(self.outbox, topic, key, since)
+        except HeraldError as exc:
+            self._error(exc, None, topic=topic, key=key)
+            return
+        previous = self.subscriptions.pop((topic, key), None)
+        if previous is not None:
+            self.h.close(previous)
+        self.subscriptions[(topic, key)] = opened.subscription
+        cursor = opened.reset_to or opened.subscription.cursor
+        controls = [
+            {
+                "op": "subscribed",
+                "topic": topic,
+                "key": key,
+                "cursor": cursor,
+                "recovered": opened.recovered,
+            },
+        ]
+        if opened.reset_to is not None:
+            controls.append({"op": "reset", "topic": topic, "key": key, "cursor": cursor})
+        # Replayed events are already queued: these must reach the client before them.
+        self.outbox.put_control_first(
+            [encode_message(control, self.fmt) for control in controls], opened.subscription
+        )
+
+    async def _publish(self, message: dict[str, Any]) -> None:
+        ref = message.get("ref")
+        if ref is not None and not (
+            isinstance(ref, int) or (isinstance(ref, str) and len(ref) <= _MAX_REF_CHARS)
+        ):
+            raise ProtocolViolation(CLOSE_MALFORMED, "ref is a string or an integer")
+        topic = _text(message, "topic", True)
+        assert topic is not None
+        event_fields = {name: message[name] for name in ("type", "key", "data") if name in message}
+        try:
+            event = self.h.validator.one(event_fields)
+            published = await self.h.publisher.publish(topic, [event])
+        except HeraldError as exc:
+            self._error(exc, ref)
+            return
+        self.h.metrics.published.inc()
+        self._send({"op": "ack", "ref": ref, "id": published[0].as_dict()["id"]})
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.outbox.put_control(encode_message(message, self.fmt))
+
+    def _error(self, exc: HeraldError, ref: Any, **context: Any) -> None:
+        self._send({"op": "error", "code": exc.code, "message": exc.detail, "ref": ref, **context})
+
+    async def _write(self) -> None:
+        outbox = self.outbox
+        deliveries = self.h.metrics.deliveries.labels("ws")
+        heartbeat = encode_message({"op": "heartbeat"}, self.fmt)
+        while True:
+            if not await outbox.wait(self.h.settings.ws_heartbeat_s):
+                # Keeps proxies and load balancers from closing a quiet connection.
+                outbox.put_control(heartbeat)
+            frames = outbox.drain()
+            async with asyncio.timeout(self.h.settings.send_timeout_s):
+                for frame in frames:
+                    await websocket.send(frame)
+            deliveries.inc(len(frames))
+            if outbox.overflowed:
+                self.h.metrics.lagging.inc()
+                for subscription in self.subscriptions.values():
+                    await websocket.send(
+                        encode_message(
+                            {
+                                "op": "lagging",
+                                "topic": subscription.topic,
+                                "key": subscription.key,
+                                "cursor": subscription.cursor,
+                            },
+                            self.fmt,
+                        )
+                    )
+                await self._close(CLOSE_LAGGING, "lagging: resume from your last cursor")
+                return
+            if outbox.closed:
+                await self._close(CLOSE_GOING_AWAY, "server shutting down: reconnect and resume")
+                return
+
+    async def _close(self, code: int, reason: str) -> None:
+        # A close reason is at most 123 bytes.
+        await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
+
+
+def _text(message: dict[str, Any], name: str, required: bool) -> str | None:
+    value = message.get(name)
+    if value is None:
+        if required:
+            raise ProtocolViolation(CLOSE_MALFORMED, f"{name} is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > 1024:
+        raise ProtocolViolation(CLOSE_MALFORMED, f"{name} must be a non-empty string")
+    return value

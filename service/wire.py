@@ -1,0 +1,92 @@
+"""Wire formats: the bytes each transport sends, encoded once per event and shared."""
+
+from __future__ import annotations
+
+import base64
+import json
+from enum import Enum
+from typing import Any
+
+import msgpack
+from sse_starlette import ServerSentEvent
+
+from .errors import Malformed
+from .events import Event, Scope
+
+
+class Format(Enum):
+    """How a subscriber receives events."""
+
+    JSON = "json"  # WebSocket text frames, herald.v1.json
+    MSGPACK = "msgpack"  # WebSocket binary frames, herald.v1.msgpack
+    SSE = "sse"  # text/event-stream
+
+
+def _json_default(value: Any) -> Any:
+    # JSON cannot carry the binary a msgpack client may publish: it travels as base64 text.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dump_json(message: Any) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def dump_msgpack(message: Any) -> bytes:
+    packed: bytes = msgpack.packb(message, use_bin_type=True)
+    return packed
+
+
+def encode_message(message: dict[str, Any], fmt: Format) -> bytes | str:
+    """A control message (subscribed, ack, error, ...) in a WebSocket format."""
+    return dump_msgpack(message) if fmt is Format.MSGPACK else dump_json(message)
+
+
+def decode_message(frame: bytes | str, fmt: Format) -> Any:
+    """A client frame as a Python value; raise Malformed when it does not parse."""
+    if fmt is Format.MSGPACK:
+        if not isinstance(frame, bytes):
+            raise Malformed("herald.v1.msgpack takes binary frames")
+        try:
+            return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise Malformed(f"frame is not msgpack: {exc}") from None
+    if not isinstance(frame, str):
+        raise Malformed("herald.v1.json takes text frames")
+    try:
+        return json.loads(frame)
+    except ValueError as exc:
+        raise Malformed(f"frame is not JSON: {exc}") from None
+
+
+def event_frame(event: Event, fmt: Format, scope: Scope) -> bytes | str:
+    """The frame carrying ``event`` in ``fmt``; computed once and shared by all subscribers."""
+    slot = (fmt.value, scope)
+    frame = event.encoded.get(slot)
+    if frame is None:
+        frame = event.encoded[slot] = _encode_event(event, fmt, scope)
+    return frame
+
+
+def _encode_event(event: Event, fmt: Format, scope: Scope) -> bytes | str:
+    if fmt is Format.MSGPACK:
+        return dump_msgpack({"op": "event", **event.as_dict(scope)})
+    body = dump_json(event.as_dict(scope))
+    if fmt is Format.SSE:
+        sse = ServerSentEvent(data=body, id=event.id(scope), event=event.type)
+        return sse.encode()
+    # The WS message is the event object with "op" first: splice rather than encode twice.
+    return '{"op":"event",' + body[1:]
+
+
+def sse_frame(
+    *,
+    event: str | None = None,
+    data: str | None = None,
+    comment: str | None = None,
+    retry: int | None = None,
+    id: str | None = None,
+) -> bytes:
+    """A control frame on an SSE stream (heartbeat, retry, lagging, reset)."""
+    return ServerSentEvent(data=data, event=event, comment=comment, retry=retry, id=id).encode()

@@ -1,0 +1,68 @@
+"""Session fixtures: one real Kafka broker and one Herald server for the integration tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from .processes import HeraldProcess, KafkaBroker, StartServer
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker for the session: HERALD_TEST_KAFKA_BOOTSTRAP if given, else a local one."""
+    given = os.environ.get("HERALD_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.up()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.down()
+
+
+@pytest.fixture(scope="session")
+def server_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Starts Herald processes with extra settings; every one is stopped at session end."""
+    started: list[HeraldProcess] = []
+    logs = tmp_path_factory.mktemp("herald")
+
+    async def start(**settings: str) -> HeraldProcess:
+        server = HeraldProcess(kafka_bootstrap, logs / f"herald-{len(started)}.log", **settings)
+        server.start()
+        started.append(server)
+        await server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def server(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    """The shared Herald server: topics matching ``it-*`` and ``other-*`` are exposed."""
+    process = await server_factory(
+        topics=r"(it|other)-[A-Za-z0-9._-]+", sse_heartbeat_s="0.5", max_body_bytes="65536"
+    )
+    yield process
+
+
+@pytest.fixture
+def topic() -> str:
+    """A fresh topic name per test, so tests never see each other's events."""
+    return f"it-{uuid.uuid4().hex[:12]}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent.name == "integration":
+            item.add_marker(pytest.mark.kafka)

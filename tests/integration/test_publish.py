@@ -1,0 +1,112 @@
+"""POST /v1/topics/{topic}/events against the real broker."""
+
+from __future__ import annotations
+
+import httpx
+import msgpack
+import pytest
+
+from service.cursor import Cursor
+
+from ..clients import publish
+from ..processes import HeraldProcess, StartServer
+
+PROBLEM = "application/problem+json"
+
+
+async def post(server: HeraldProcess, topic: str, **kwargs: object) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        return await client.post(f"/v1/topics/{topic}/events", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_publish_answers_201_with_kafka_positions(server: HeraldProcess, topic: str) -> None:
+    events = await publish(server.base_url, topic, {"data": {"n": 1}, "key": "user-1"})
+    [event] = events
+    assert event["topic"] == topic and event["key"] == "user-1"
+    assert isinstance(event["partition"], int) and event["offset"] == "0"
+    # The id is the cursor just after the record: one partition, offset + 1.
+    assert Cursor.decode(topic, event["id"]) == Cursor.after(event["partition"], 0)
+
+
+async def test_publish_batch_keeps_order_within_a_key(server: HeraldProcess, topic: str) -> None:
+    events = await publish(
+        server.base_url, topic, [{"data": i, "key": "k", "type": "tick"} for i in range(5)]
+    )
+    assert [int(e["offset"]) for e in events] == [0, 1, 2, 3, 4]
+    assert len({e["partition"] for e in events}) == 1
+
+
+async def test_publish_accepts_msgpack(server: HeraldProcess, topic: str) -> None:
+    body = msgpack.packb({"data": {"blob": b"\x00\x01"}, "type": "bin"}, use_bin_type=True)
+    response = await post(
+        server, topic, content=body, headers={"Content-Type": "application/msgpack"}
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "problem"),
+    [
+        (b'{"data": 1', "application/json", 400, "malformed"),
+        (b"\xc1", "application/msgpack", 400, "malformed"),
+        (b'{"data": 1}', "text/plain", 415, "unsupported-media-type"),
+        (b'{"value": 1}', "application/json", 422, "invalid"),
+        (b'{"data": 1, "type": "a\\nb"}', "application/json", 422, "invalid"),
+        (b"[]", "application/json", 422, "invalid"),
+    ],
+)
+async def test_publish_rejects_bad_input_with_problem_json(
+    server: HeraldProcess,
+    topic: str,
+    content: bytes,
+    content_type: str,
+    status: int,
+    problem: str,
+) -> None:
+    response = await post(server, topic, content=content, headers={"Content-Type": content_type})
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["type"] == f"urn:herald:problem:{problem}" and body["status"] == status
+
+
+async def test_schema_violation_names_the_failing_path(server: HeraldProcess, topic: str) -> None:
+    response = await post(server, topic, json=[{"data": 1}, {"data": 2, "key": ""}])
+    assert response.status_code == 422
+    assert {error["path"] for error in response.json()["errors"]} == {"/1/key"}
+
+
+async def test_too_many_events_in_a_batch_is_422(server: HeraldProcess, topic: str) -> None:
+    response = await post(server, topic, json=[{"data": i} for i in range(101)])
+    assert response.status_code == 422
+
+
+async def test_body_over_the_limit_is_413(server: HeraldProcess, topic: str) -> None:
+    # The shared server allows 64 KiB.
+    response = await post(server, topic, json={"data": "x" * 70_000})
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:herald:problem:too-large"
+
+
+@pytest.mark.parametrize("name", ["__consumer_offsets", "not-exposed", "it-" + "x" * 250])
+async def test_unexposed_topic_is_404(server: HeraldProcess, name: str) -> None:
+    response = await post(server, name, json={"data": 1})
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:herald:problem:unknown-topic"
+
+
+async def test_unknown_topic_is_404_when_creation_is_off(
+    server_factory: StartServer, topic: str
+) -> None:
+    strict = await server_factory(topics="it-.*", auto_create_topics="false")
+    response = await post(strict, topic, json={"data": 1})
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:herald:problem:unknown-topic"
+
+
+async def test_unknown_route_and_method_are_problem_json(server: HeraldProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        missing = await client.get("/v1/nothing")
+        wrong_method = await client.put("/v1/topics/it-x/events")
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    assert wrong_method.status_code == 405 and wrong_method.headers["content-type"] == PROBLEM

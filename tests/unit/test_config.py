@@ -1,0 +1,153 @@
+"""service/config.py: settings come from HERALD_* variables, typed, or not at all."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from service.config import ConfigError, Settings, load_settings
+
+INT_FIELDS = [
+    f.name
+    for f in dataclasses.fields(Settings)
+    if isinstance(f.default, int) and not isinstance(f.default, bool)
+]
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(Settings) if isinstance(f.default, float)]
+BOOL_FIELDS = [f.name for f in dataclasses.fields(Settings) if isinstance(f.default, bool)]
+
+
+def variable(name: str) -> str:
+    return f"HERALD_{name.upper()}"
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.bind == "127.0.0.1:8080"
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.topic_list == ()
+    assert settings.auto_create_topics is True
+    assert settings.topic_pattern.fullmatch("notifications")
+
+
+def test_host_and_port_come_from_bind() -> None:
+    settings = load_settings({"HERALD_BIND": "0.0.0.0:9000"})
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+
+
+def test_ipv6_bind_splits_at_the_last_colon() -> None:
+    settings = load_settings({"HERALD_BIND": "[::1]:8080"})
+    assert (settings.host, settings.port) == ("[::1]", 8080)
+
+
+def test_strings_are_taken_as_given() -> None:
+    settings = load_settings({"HERALD_KAFKA_BOOTSTRAP": "k1:9092,k2:9092"})
+    assert settings.kafka_bootstrap == "k1:9092,k2:9092"
+
+
+def test_ints_are_parsed() -> None:
+    settings = load_settings({"HERALD_RING_SIZE": "5", "HERALD_SSE_RETRY_MS": " 250 "})
+    assert (settings.ring_size, settings.sse_retry_ms) == (5, 250)
+
+
+def test_floats_are_parsed() -> None:
+    settings = load_settings({"HERALD_SSE_HEARTBEAT_S": "2.5", "HERALD_PUBLISH_TIMEOUT_S": "3"})
+    assert (settings.sse_heartbeat_s, settings.publish_timeout_s) == (2.5, 3.0)
+    assert isinstance(settings.publish_timeout_s, float)
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "on", " True "])
+def test_true_bools_are_parsed(raw: str) -> None:
+    assert load_settings({"HERALD_AUTO_CREATE_TOPICS": raw}).auto_create_topics is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "False", "no", "off", " OFF "])
+def test_false_bools_are_parsed(raw: str) -> None:
+    assert load_settings({"HERALD_AUTO_CREATE_TOPICS": raw}).auto_create_topics is False
+
+
+def test_tuples_are_comma_separated_and_trimmed() -> None:
+    settings = load_settings({"HERALD_TOPIC_LIST": " orders, payments,,audit.log ,"})
+    assert settings.topic_list == ("orders", "payments", "audit.log")
+
+
+def test_unknown_herald_variables_and_other_variables_are_ignored() -> None:
+    settings = load_settings({"HERALD_NO_SUCH_SETTING": "x", "RING_SIZE": "7", "PATH": "/bin"})
+    assert settings == Settings()
+
+
+def test_the_process_environment_is_read_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HERALD_RING_SIZE", "17")
+    assert load_settings().ring_size == 17
+
+
+@pytest.mark.parametrize("name", INT_FIELDS)
+@pytest.mark.parametrize("raw", ["ten", "1.5", ""])
+def test_a_bad_int_raises_config_error_naming_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable(name)):
+        load_settings({variable(name): raw})
+
+
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_a_bad_float_raises_config_error_naming_the_variable(name: str) -> None:
+    with pytest.raises(ConfigError, match=variable(name)):
+        load_settings({variable(name): "soon"})
+
+
+@pytest.mark.parametrize("name", BOOL_FIELDS)
+@pytest.mark.parametrize("raw", ["maybe", "", "2"])
+def test_a_bad_bool_raises_config_error_naming_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable(name)):
+        load_settings({variable(name): raw})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "topic_partitions",
+        "topic_replication",
+        "ring_size",
+        "subscriber_queue_size",
+        "snapshot_limit",
+        "max_body_bytes",
+        "max_batch_events",
+    ],
+)
+def test_sizes_below_one_raise_config_error_naming_the_variable(name: str) -> None:
+    with pytest.raises(ConfigError, match=variable(name)):
+        load_settings({variable(name): "0"})
+
+
+def test_a_bad_topic_regex_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="HERALD_TOPICS"):
+        load_settings({"HERALD_TOPICS": "orders("})
+
+
+@pytest.mark.parametrize("bind", ["localhost", "localhost:", "localhost:http", ":"])
+def test_a_bind_without_port_raises_config_error(bind: str) -> None:
+    with pytest.raises(ConfigError, match="HERALD_BIND"):
+        load_settings({"HERALD_BIND": bind})
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_topic_list_alone_turns_the_default_pattern_off() -> None:
+    settings = load_settings({"HERALD_TOPIC_LIST": "orders"})
+    assert settings.topic_list == ("orders",)
+    assert settings.topics == ""
+
+
+def test_topic_list_with_a_pattern_keeps_the_pattern() -> None:
+    settings = load_settings({"HERALD_TOPIC_LIST": "orders", "HERALD_TOPICS": r"app\..+"})
+    assert settings.topics == r"app\..+"
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.ring_size = 5  # type: ignore[misc]

@@ -1,0 +1,268 @@
+"""service/outbox.py: a bounded per-connection queue that says when it overflowed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from service.cursor import Cursor
+from service.events import Event, EventIn, Scope, event_from_record
+from service.outbox import Outbox, Subscription
+from service.wire import Format, event_frame
+
+TOPIC = "orders"
+
+
+def make_event(offset: int, key: str | None = None, partition: int = 0) -> Event:
+    record_key, value, headers = EventIn(data={"n": offset}, key=key).to_record()
+    return event_from_record(
+        TOPIC,
+        partition,
+        offset,
+        1714564800123,
+        record_key,
+        value,
+        headers,
+        Cursor.of({partition: offset + 1, 9: 3}),
+    )
+
+
+def subscribe(outbox: Outbox, key: str | None = None) -> Subscription:
+    return Subscription(TOPIC, key, outbox, cursor=Cursor().encode(TOPIC))
+
+
+def data_of(frames: list[bytes | str]) -> list[object]:
+    """The ``data`` of JSON event frames, control frames as they are."""
+    return [
+        json.loads(f)["data"] if isinstance(f, str) and f.startswith('{"op":"event"') else f
+        for f in frames
+    ]
+
+
+# -- capacity and overflow ------------------------------------------------------------------
+
+
+def test_put_event_accepts_up_to_capacity() -> None:
+    outbox = Outbox(Format.JSON, capacity=3)
+    sub = subscribe(outbox)
+    assert all(outbox.put_event(sub, make_event(i)) for i in range(3))
+    assert not outbox.overflowed
+    assert len(outbox.drain()) == 3
+
+
+def test_one_event_past_capacity_overflows_and_is_not_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=2)
+    sub = subscribe(outbox)
+    outbox.put_event(sub, make_event(0))
+    outbox.put_event(sub, make_event(1))
+    assert outbox.put_event(sub, make_event(2)) is False
+    assert outbox.overflowed
+    assert data_of(outbox.drain()) == [{"n": 0}, {"n": 1}]
+
+
+def test_overflow_is_sticky_after_drain() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    sub = subscribe(outbox)
+    outbox.put_event(sub, make_event(0))
+    outbox.put_event(sub, make_event(1))
+    outbox.drain()
+    assert outbox.put_event(sub, make_event(2)) is False
+    assert outbox.overflowed
+    assert outbox.drain() == []
+
+
+def test_drain_frees_capacity() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    sub = subscribe(outbox)
+    assert outbox.put_event(sub, make_event(0))
+    outbox.drain()
+    assert outbox.put_event(sub, make_event(1))
+    assert not outbox.overflowed
+
+
+def test_control_frames_do_not_count_against_capacity() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    sub = subscribe(outbox)
+    for i in range(10):
+        outbox.put_control(f"control-{i}")
+    assert outbox.put_event(sub, make_event(0))
+    assert not outbox.overflowed
+    assert len(outbox.drain()) == 11
+
+
+def test_capacity_is_shared_by_every_subscription_of_the_outbox() -> None:
+    outbox = Outbox(Format.JSON, capacity=2)
+    first, second = subscribe(outbox), subscribe(outbox, "k")
+    assert outbox.put_event(first, make_event(0))
+    assert outbox.put_event(second, make_event(1, key="k"))
+    assert outbox.put_event(first, make_event(2)) is False
+    assert outbox.overflowed
+
+
+# -- ordering -------------------------------------------------------------------------------
+
+
+def test_drain_keeps_the_order_of_events_and_control_frames() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox)
+    outbox.put_event(sub, make_event(0))
+    outbox.put_control("ack")
+    outbox.put_event(sub, make_event(1))
+    assert data_of(outbox.drain()) == [{"n": 0}, "ack", {"n": 1}]
+
+
+def test_put_control_first_goes_ahead_of_the_subscriptions_queued_events() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    other, sub = subscribe(outbox, "other"), subscribe(outbox, "mine")
+    outbox.put_event(other, make_event(0, key="other"))
+    outbox.put_control("ack")
+    outbox.put_event(sub, make_event(1, key="mine"))
+    outbox.put_event(other, make_event(2, key="other"))
+    outbox.put_event(sub, make_event(3, key="mine"))
+    outbox.put_control_first(["subscribed", "reset"], sub)
+    assert data_of(outbox.drain()) == [
+        {"n": 0},
+        "ack",
+        "subscribed",
+        "reset",
+        {"n": 1},
+        {"n": 2},
+        {"n": 3},
+    ]
+
+
+def test_put_control_first_without_queued_events_appends() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    other, sub = subscribe(outbox, "other"), subscribe(outbox, "mine")
+    outbox.put_event(other, make_event(0, key="other"))
+    outbox.put_control_first(["subscribed"], sub)
+    assert data_of(outbox.drain()) == [{"n": 0}, "subscribed"]
+
+
+# -- drain ----------------------------------------------------------------------------------
+
+
+def test_drain_returns_frames_in_the_outbox_format() -> None:
+    for fmt in Format:
+        outbox = Outbox(fmt, capacity=10)
+        sub = subscribe(outbox, "k")
+        event = make_event(0, key="k")
+        outbox.put_event(sub, event)
+        assert outbox.drain() == [event_frame(event, fmt, Scope.PARTITION)]
+
+
+def test_drain_advances_a_keyed_subscriptions_cursor_to_the_partition_id() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox, "k")
+    events = [make_event(i, key="k", partition=2) for i in range(3)]
+    for event in events:
+        outbox.put_event(sub, event)
+    outbox.drain()
+    assert sub.cursor == events[-1].id(Scope.PARTITION)
+    assert Cursor.decode(TOPIC, sub.cursor) == Cursor.after(2, 2)
+
+
+def test_drain_advances_a_topic_subscriptions_cursor_to_the_topic_id() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox)
+    event = make_event(5)
+    outbox.put_event(sub, event)
+    outbox.drain()
+    assert sub.cursor == event.id(Scope.TOPIC)
+
+
+def test_queued_but_undrained_events_do_not_advance_the_cursor() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox)
+    start = sub.cursor
+    outbox.put_event(sub, make_event(0))
+    assert sub.cursor == start
+
+
+def test_drain_of_an_empty_outbox_is_empty() -> None:
+    assert Outbox(Format.JSON, capacity=1).drain() == []
+
+
+# -- wait and close -------------------------------------------------------------------------
+
+
+async def test_wait_returns_false_on_timeout_when_nothing_is_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    assert await outbox.wait(within=0) is False
+
+
+async def test_wait_returns_true_when_an_event_is_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    outbox.put_event(subscribe(outbox), make_event(0))
+    assert await outbox.wait(within=0) is True
+
+
+async def test_wait_returns_true_when_a_control_frame_is_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    outbox.put_control("pong")
+    assert await outbox.wait(within=0) is True
+
+
+async def test_wait_is_false_again_after_drain() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    outbox.put_control("pong")
+    outbox.drain()
+    assert await outbox.wait(within=0) is False
+
+
+async def test_a_blocked_waiter_wakes_when_an_event_is_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    waiter = asyncio.create_task(outbox.wait())
+    # Runs after the waiter's first step, so the waiter is blocked when the event arrives.
+    asyncio.get_running_loop().call_soon(outbox.put_event, subscribe(outbox), make_event(0))
+    assert await waiter is True
+
+
+async def test_close_wakes_a_blocked_waiter() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    waiter = asyncio.create_task(outbox.wait())
+    asyncio.get_running_loop().call_soon(outbox.close)
+    assert await waiter is True
+    assert outbox.closed
+
+
+async def test_overflow_wakes_a_blocked_waiter() -> None:
+    outbox = Outbox(Format.JSON, capacity=0)
+    waiter = asyncio.create_task(outbox.wait())
+    asyncio.get_running_loop().call_soon(outbox.put_event, subscribe(outbox), make_event(0))
+    assert await waiter is True
+    assert outbox.overflowed
+
+
+async def test_a_closed_outbox_stays_ready_after_drain() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    outbox.close()
+    outbox.drain()
+    assert await outbox.wait(within=0) is True
+
+
+async def test_an_overflowed_outbox_stays_ready_after_drain() -> None:
+    outbox = Outbox(Format.JSON, capacity=0)
+    outbox.put_event(subscribe(outbox), make_event(0))
+    outbox.drain()
+    assert await outbox.wait(within=0) is True
+
+
+def test_a_closed_outbox_takes_nothing_more() -> None:
+    outbox = Outbox(Format.JSON, capacity=5)
+    sub = subscribe(outbox)
+    outbox.close()
+    assert outbox.put_event(sub, make_event(0)) is False
+    outbox.put_control("ack")
+    outbox.put_control_first(["reset"], sub)
+    assert outbox.drain() == []
+    assert not outbox.overflowed
+
+
+# -- subscription ---------------------------------------------------------------------------
+
+
+def test_keyed_subscription_has_partition_scope_and_topic_subscription_topic_scope() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    assert subscribe(outbox, "k").scope is Scope.PARTITION
+    assert subscribe(outbox).scope is Scope.TOPIC

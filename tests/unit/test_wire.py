@@ -1,0 +1,252 @@
+"""service/wire.py: each event is encoded once per format and scope; client frames parse or
+raise Malformed."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.cursor import Cursor
+from service.errors import Malformed
+from service.events import Event, EventIn, Scope, event_from_record
+from service.wire import (
+    Format,
+    decode_message,
+    dump_json,
+    encode_message,
+    event_frame,
+    sse_frame,
+)
+
+TOPIC = "orders"
+
+
+def make_event(
+    data: Any = None, *, key: str | None = "user-42", type: str = "order.created"
+) -> Event:
+    record_key, value, headers = EventIn(
+        data={"text": "hi"} if data is None else data, key=key, type=type
+    ).to_record()
+    # A topic cursor over several partitions, so the two scopes give different ids.
+    return event_from_record(
+        TOPIC, 1, 41, 1714564800123, record_key, value, headers, Cursor.of({0: 7, 1: 42})
+    )
+
+
+def parse_sse(frame: bytes) -> dict[str, list[str]]:
+    text = frame.decode()
+    assert text.endswith("\r\n\r\n"), "an SSE event ends with a blank line"
+    fields: dict[str, list[str]] = {}
+    for line in text[: -len("\r\n\r\n")].split("\r\n"):
+        name, _, value = line.partition(": ")
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+# -- event frames ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+@pytest.mark.parametrize("scope", list(Scope))
+def test_event_frame_is_computed_once_and_shared(fmt: Format, scope: Scope) -> None:
+    event = make_event()
+    assert event_frame(event, fmt, scope) is event_frame(event, fmt, scope)
+
+
+def test_event_frames_differ_by_scope_in_their_id() -> None:
+    event = make_event()
+    topic_frame = json.loads(event_frame(event, Format.JSON, Scope.TOPIC))
+    partition_frame = json.loads(event_frame(event, Format.JSON, Scope.PARTITION))
+    assert topic_frame["id"] == event.id(Scope.TOPIC)
+    assert partition_frame["id"] == event.id(Scope.PARTITION)
+    assert topic_frame["id"] != partition_frame["id"]
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_json_frame_is_the_event_with_op_event_first(scope: Scope) -> None:
+    event = make_event()
+    frame = event_frame(event, Format.JSON, scope)
+    assert isinstance(frame, str)
+    assert frame.startswith('{"op":"event",')
+    parsed = json.loads(frame)
+    assert list(parsed)[0] == "op"
+    assert parsed == {"op": "event", **event.as_dict(scope)}
+
+
+def test_json_frame_has_no_duplicate_keys() -> None:
+    pairs = json.loads(
+        event_frame(make_event(), Format.JSON, Scope.TOPIC), object_pairs_hook=lambda p: p
+    )
+    names = [name for name, _ in pairs]
+    assert sorted(names) == sorted({"op", "id", "topic", "key", "type", "time", "data"})
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_msgpack_frame_unpacks_to_the_event_with_op(scope: Scope) -> None:
+    event = make_event()
+    frame = event_frame(event, Format.MSGPACK, scope)
+    assert isinstance(frame, bytes)
+    assert msgpack.unpackb(frame, raw=False) == {"op": "event", **event.as_dict(scope)}
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_sse_frame_has_cursor_id_type_event_and_json_data(scope: Scope) -> None:
+    event = make_event()
+    frame = event_frame(event, Format.SSE, scope)
+    assert isinstance(frame, bytes)
+    fields = parse_sse(frame)
+    assert fields["id"] == [event.id(scope)]
+    assert fields["event"] == ["order.created"]
+    assert len(fields["data"]) == 1
+    assert json.loads(fields["data"][0]) == event.as_dict(scope)
+
+
+def test_sse_frame_keeps_line_breaks_in_data_inside_one_data_line() -> None:
+    event = make_event({"text": "one\ntwo\r\nthree\rfour\u2028five"})
+    fields = parse_sse(event_frame(event, Format.SSE, Scope.TOPIC))
+    assert len(fields["data"]) == 1
+    assert json.loads(fields["data"][0])["data"] == {"text": "one\ntwo\r\nthree\rfour\u2028five"}
+
+
+def test_sse_frame_of_a_foreign_type_with_a_newline_stays_one_event() -> None:
+    # Types are validated on publish, but another producer may write any header.
+    event = event_from_record(
+        TOPIC, 0, 0, 0, None, b"1", [("herald-type", b"evil\ndata: injected")], Cursor()
+    )
+    fields = parse_sse(event_frame(event, Format.SSE, Scope.TOPIC))
+    assert len(fields["event"]) == 1
+    assert len(fields["data"]) == 1
+    assert json.loads(fields["data"][0])["data"] == 1
+
+
+def test_binary_data_is_base64_in_json_frames() -> None:
+    event = make_event({"blob": b"\x00\xff"})
+    parsed = json.loads(event_frame(event, Format.JSON, Scope.TOPIC))
+    assert parsed["data"] == {"blob": base64.b64encode(b"\x00\xff").decode()}
+
+
+def test_binary_data_is_base64_in_sse_frames() -> None:
+    event = make_event({"blob": b"\x00\xff"})
+    fields = parse_sse(event_frame(event, Format.SSE, Scope.TOPIC))
+    assert json.loads(fields["data"][0])["data"] == {"blob": "AP8="}
+
+
+def test_binary_data_stays_bytes_in_msgpack_frames() -> None:
+    event = make_event({"blob": b"\x00\xff"})
+    unpacked = msgpack.unpackb(event_frame(event, Format.MSGPACK, Scope.TOPIC), raw=False)
+    assert unpacked["data"] == {"blob": b"\x00\xff"}
+
+
+def test_non_ascii_data_is_sent_unescaped() -> None:
+    frame = event_frame(make_event({"text": "héllo"}), Format.JSON, Scope.TOPIC)
+    assert isinstance(frame, str)
+    assert "héllo" in frame
+
+
+# -- control messages -----------------------------------------------------------------------
+
+
+def test_encode_message_json_is_compact_text() -> None:
+    assert encode_message({"op": "ack", "ref": 1}, Format.JSON) == '{"op":"ack","ref":1}'
+
+
+def test_encode_message_msgpack_is_binary() -> None:
+    frame = encode_message({"op": "ack", "ref": 1}, Format.MSGPACK)
+    assert isinstance(frame, bytes)
+    assert msgpack.unpackb(frame, raw=False) == {"op": "ack", "ref": 1}
+
+
+def test_dump_json_refuses_what_it_cannot_encode() -> None:
+    with pytest.raises(TypeError):
+        dump_json({"x": object()})
+
+
+def test_sse_frame_heartbeat_is_a_comment() -> None:
+    assert sse_frame(comment="ping") == b": ping\r\n\r\n"
+
+
+def test_sse_frame_control_event_carries_event_data_id_and_retry() -> None:
+    fields = parse_sse(sse_frame(event="reset", data='{"cursor":"x"}', id="x", retry=2000))
+    assert fields == {
+        "id": ["x"],
+        "event": ["reset"],
+        "data": ['{"cursor":"x"}'],
+        "retry": ["2000"],
+    }
+
+
+# -- decode_message -------------------------------------------------------------------------
+
+
+def test_decode_message_parses_json_text() -> None:
+    assert decode_message('{"op":"ping"}', Format.JSON) == {"op": "ping"}
+
+
+def test_decode_message_parses_msgpack_bytes() -> None:
+    frame = msgpack.packb({"op": "publish", "data": b"\x00"}, use_bin_type=True)
+    assert decode_message(frame, Format.MSGPACK) == {"op": "publish", "data": b"\x00"}
+
+
+@pytest.mark.parametrize("frame", ["{", "not json", "", '{"op": "ping"} trailing'])
+def test_decode_message_rejects_bad_json(frame: str) -> None:
+    with pytest.raises(Malformed, match="not JSON"):
+        decode_message(frame, Format.JSON)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"\xc1",  # a byte msgpack never uses
+        b"\x92\x01",  # an array of two with one element
+        msgpack.packb({"op": "ping"}) + b"\x01",  # trailing data
+        msgpack.packb({1: "int keys are not allowed"}),
+    ],
+)
+def test_decode_message_rejects_bad_msgpack(frame: bytes) -> None:
+    with pytest.raises(Malformed, match="not msgpack"):
+        decode_message(frame, Format.MSGPACK)
+
+
+def test_decode_message_rejects_a_binary_frame_on_json() -> None:
+    with pytest.raises(Malformed, match="text frames"):
+        decode_message(b'{"op":"ping"}', Format.JSON)
+
+
+def test_decode_message_rejects_a_text_frame_on_msgpack() -> None:
+    with pytest.raises(Malformed, match="binary frames"):
+        decode_message('{"op":"ping"}', Format.MSGPACK)
+
+
+def test_decode_message_rejects_deeply_nested_json_as_malformed() -> None:
+    # BUG: service/wire.py decode_message catches only ValueError around json.loads; deeply
+    # nested JSON raises RecursionError, which escapes the WebSocket reader's `except
+    # Malformed` and ends the connection without a 4xxx close code.
+    with pytest.raises(Malformed):
+        decode_message("[" * 100_000, Format.JSON)
+
+
+def test_decode_message_rejects_deeply_nested_msgpack_as_malformed() -> None:
+    with pytest.raises(Malformed):
+        decode_message(b"\x91" * 100_000 + b"\xc0", Format.MSGPACK)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frame=st.binary(max_size=200))
+def test_random_bytes_on_msgpack_parse_or_raise_only_malformed(frame: bytes) -> None:
+    with contextlib.suppress(Malformed):
+        decode_message(frame, Format.MSGPACK)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frame=st.text(max_size=200))
+def test_random_text_on_json_parses_or_raises_only_malformed(frame: str) -> None:
+    with contextlib.suppress(Malformed):
+        decode_message(frame, Format.JSON)
