@@ -19,16 +19,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-kafka-fetch: ## download the Kafka jars from Maven Central (once)
+system-deps: ## install missing Debian packages (Java 17, Maven) when run as root
+	@bash deploy/system-deps.sh
+
+kafka-fetch: system-deps ## download the Kafka jars from Maven Central (once)
 	@$(KAFKA) fetch
 
-kafka-up: ## start the local single-node broker on 127.0.0.1:9092
+kafka-up: kafka-fetch ## start the local single-node broker on 127.0.0.1:9092
 	@$(KAFKA) up
 
 kafka-down: ## stop the local broker
 	@$(KAFKA) down
 
-run: install ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
+run: install kafka-fetch ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
 	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
 	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
 	$(BIN)/herald serve
@@ -41,4 +44,4 @@ lint: install ## ruff and mypy
 test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
-.PHONY: help install kafka-fetch kafka-up kafka-down run lint test
+.PHONY: help install system-deps kafka-fetch kafka-up kafka-down run lint test

@@ -85,21 +85,20 @@ class Broadcaster:
 
     def cursor(self, key: str | None = None) -> Cursor:
         """The live head: a subscriber starting here receives every later event."""
-        if key is None:
-            return Cursor.of(self.positions)
-        partition = self.key_partition(key)
-        if partition is None:
-            return Cursor()
-        return Cursor(((partition, self.positions.get(partition, 0)),))
+        return self._cursor_at(self.positions, key)
 
     def floor_cursor(self, key: str | None = None) -> Cursor:
         """The oldest position the ring can resume from."""
+        return self._cursor_at(self._ring_floor, key)
+
+    def _cursor_at(self, offsets: dict[int, int], key: str | None) -> Cursor:
+        # A keyed cursor names only the key's partition (none while the topic has none).
         if key is None:
-            return Cursor.of(self._ring_floor)
+            return Cursor.of(offsets)
         partition = self.key_partition(key)
         if partition is None:
             return Cursor()
-        return Cursor(((partition, self._ring_floor.get(partition, 0)),))
+        return Cursor(((partition, offsets.get(partition, 0)),))
 
     def recent(self, key: str | None, limit: int) -> list[Event]:
         """The newest ``limit`` events in the ring (of ``key`` only, when given), oldest first."""

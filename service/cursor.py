@@ -2,21 +2,24 @@
 
 A cursor maps partitions to the offset of the next record to read. Wire form, base64url
 without padding: a version byte, (partition, offset) pairs as LEB128 varints in partition
-order, and a CRC-32 over the topic name and those bytes, so a cursor of another topic or
-one with a changed byte is rejected rather than silently resumed from the wrong place.
+order, and a 6-byte BLAKE2b digest over the topic name and those bytes, so a cursor of
+another topic or one with a changed byte is rejected rather than silently resumed from the
+wrong place. (A CRC-32 would do for changed bytes, but topic names that collide under it
+exist, and would accept each other's cursors.)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import zlib
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import BadCursor
 
 _VERSION = 1
+_DIGEST_BYTES = 6
 # 1024 partitions with 9-byte varints each stay under this; anything longer is not ours.
 MAX_CURSOR_CHARS = 4096
 
@@ -44,7 +47,7 @@ class Cursor:
         for partition, offset in self.offsets:
             _put_varint(body, partition)
             _put_varint(body, offset)
-        body += _checksum(topic, body).to_bytes(4, "big")
+        body += _checksum(topic, body)
         return base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode("ascii")
 
     @classmethod
@@ -56,9 +59,9 @@ class Cursor:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             raise BadCursor("cursor is not base64url") from None
-        if len(raw) < 5 or raw[0] != _VERSION:
+        if len(raw) < 1 + _DIGEST_BYTES or raw[0] != _VERSION:
             raise BadCursor("cursor has an unknown version")
-        body, check = raw[:-4], int.from_bytes(raw[-4:], "big")
+        body, check = raw[:-_DIGEST_BYTES], raw[-_DIGEST_BYTES:]
         if _checksum(topic, body) != check:
             raise BadCursor("cursor does not belong to this topic or was altered")
         pairs: list[tuple[int, int]] = []
@@ -72,11 +75,14 @@ class Cursor:
         return cls(tuple(pairs))
 
 
-def _checksum(topic: str, body: bytes | bytearray) -> int:
-    return zlib.crc32(bytes(body), zlib.crc32(topic.encode()))
+def _checksum(topic: str, body: bytes | bytearray) -> bytes:
+    # Topic names cannot hold a NUL byte, so topic and body cannot run into each other.
+    return hashlib.blake2b(topic.encode() + b"\0" + body, digest_size=_DIGEST_BYTES).digest()
 
 
 def _put_varint(out: bytearray, value: int) -> None:
+    if value < 0:
+        raise ValueError("cursor offsets and partitions are never negative")
     while True:
         byte = value & 0x7F
         value >>= 7

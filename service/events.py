@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 import msgpack
 
 from .cursor import Cursor
+from .errors import Invalid
 
 TYPE_HEADER = "herald-type"
 CONTENT_TYPE_HEADER = "content-type"
 MSGPACK = "application/msgpack"
 DEFAULT_TYPE = "message"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIMESTAMP_MS = (
+    int((datetime(9999, 12, 31, 23, 59, 59, 999000, UTC) - _EPOCH).total_seconds()) * 1000 + 999
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,10 @@ class EventIn:
             # Binary data from a msgpack client: keep it binary rather than mangle it.
             value = msgpack.packb(self.data, use_bin_type=True)
             headers.append((CONTENT_TYPE_HEADER, MSGPACK.encode()))
+        except RecursionError:
+            raise Invalid(
+                "data is nested too deeply", [{"path": "/data", "message": "nested too deeply"}]
+            ) from None
         key = self.key.encode() if self.key is not None else None
         return key, value, headers
 
@@ -88,7 +97,10 @@ class Event:
 
     @property
     def time(self) -> str:
-        moment = datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        # Integer arithmetic stays exact in any year; a producer may set any int64
+        # timestamp (or -1 for none), so clamp to what RFC 3339 can say.
+        milliseconds = min(max(self.timestamp_ms, 0), _MAX_TIMESTAMP_MS)
+        moment = _EPOCH + timedelta(milliseconds=milliseconds)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def as_dict(self, scope: Scope) -> dict[str, Any]:
@@ -104,15 +116,16 @@ class Event:
 
 def decode_value(value: bytes, is_msgpack: bool) -> Any:
     """A record value as event data; values not written by Herald arrive as text."""
+    # RecursionError too: a record nested absurdly deep must not poison every delivery.
     if is_msgpack:
         try:
             return msgpack.unpackb(value, raw=False)
-        except (ValueError, msgpack.UnpackException):
+        except (ValueError, RecursionError, msgpack.UnpackException):
             pass
     else:
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return value.decode("utf-8", errors="replace")
 

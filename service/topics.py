@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2
 
 from .config import Settings
 
-# Kafka's own rule for topic names.
+# Kafka's own rule for topic names (which also refuses "." and "..").
 _LEGAL = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
@@ -21,7 +21,7 @@ class TopicPolicy:
 
     def exposed(self, topic: str) -> bool:
         # Kafka-internal topics (__consumer_offsets, __share_group_state, ...) never are.
-        if topic.startswith("__") or not _LEGAL.fullmatch(topic):
+        if topic.startswith("__") or topic in (".", "..") or not _LEGAL.fullmatch(topic):
             return False
         if topic in self._names:
             return True

@@ -48,16 +48,27 @@ def decode_message(frame: bytes | str, fmt: Format) -> Any:
     if fmt is Format.MSGPACK:
         if not isinstance(frame, bytes):
             raise Malformed("herald.v1.msgpack takes binary frames")
-        try:
-            return msgpack.unpackb(frame, raw=False, strict_map_key=True)
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise Malformed(f"frame is not msgpack: {exc}") from None
+        return parse_msgpack(frame)
     if not isinstance(frame, str):
         raise Malformed("herald.v1.json takes text frames")
+    return parse_json(frame)
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """Client JSON as a Python value; anything that does not parse (or nests absurdly
+    deep, which json reports as RecursionError) is Malformed."""
     try:
-        return json.loads(frame)
-    except ValueError as exc:
-        raise Malformed(f"frame is not JSON: {exc}") from None
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise Malformed(f"not JSON: {str(exc)[:200]}") from None
+
+
+def parse_msgpack(raw: bytes) -> Any:
+    """Client msgpack as a Python value (string map keys only); otherwise Malformed."""
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except (ValueError, RecursionError, msgpack.UnpackException) as exc:
+        raise Malformed(f"not msgpack: {str(exc)[:200]}") from None
 
 
 def event_frame(event: Event, fmt: Format, scope: Scope) -> bytes | str:

@@ -28,11 +28,15 @@ need() {
 }
 
 fetch() {
-  if [ -f "$lib/.complete" ]; then return 0; fi
+  # The marker names the pom it was fetched for: a version change fetches afresh.
+  local wanted
+  wanted=$(cksum <"$here/pom.xml")
+  if [ -f "$lib/.complete" ] && [ "$(cat "$lib/.complete")" = "$wanted" ]; then return 0; fi
   need mvn "Apache Maven" maven
   echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $lib" >&2
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies >&2
-  touch "$lib/.complete"
+  rm -rf "$lib"
+  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies >&2
+  echo "$wanted" >"$lib/.complete"
 }
 
 running() {

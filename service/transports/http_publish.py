@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import msgpack
 from quart import Blueprint, Response, request
 
-from ..errors import KafkaUnavailable, Malformed, TooLarge, UnsupportedMediaType
+from ..errors import KafkaUnavailable, TooLarge, UnsupportedMediaType
 from ..state import herald
+from ..wire import parse_json, parse_msgpack
 
 blueprint = Blueprint("publish", __name__)
 
@@ -25,7 +24,8 @@ async def publish(topic: str) -> Response:
         raise TooLarge(f"the body may hold at most {h.settings.max_body_bytes} bytes")
     raw = await request.get_data(cache=False)
     assert isinstance(raw, bytes)
-    events = h.validator.batch(_parse(raw, media_type))
+    body = parse_msgpack(raw) if media_type == "application/msgpack" else parse_json(raw)
+    events = h.validator.batch(body)
     try:
         published = await h.publisher.publish(topic, events)
     except KafkaUnavailable:
@@ -34,15 +34,3 @@ async def publish(topic: str) -> Response:
     h.metrics.published.inc(len(published))
     body = {"events": [item.as_dict() for item in published]}
     return Response(json.dumps(body), status=201, mimetype="application/json")
-
-
-def _parse(raw: bytes, media_type: str) -> Any:
-    if media_type == "application/msgpack":
-        try:
-            return msgpack.unpackb(raw, raw=False, strict_map_key=True)
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise Malformed(f"body is not msgpack: {exc}") from None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise Malformed(f"body is not JSON: {exc}") from None

@@ -49,6 +49,7 @@ async def test_publish_accepts_msgpack(server: HeraldProcess, topic: str) -> Non
     [
         (b'{"data": 1', "application/json", 400, "malformed"),
         (b"\xc1", "application/msgpack", 400, "malformed"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", 400, "malformed"),
         (b'{"data": 1}', "text/plain", 415, "unsupported-media-type"),
         (b'{"value": 1}', "application/json", 422, "invalid"),
         (b'{"data": 1, "type": "a\\nb"}', "application/json", 422, "invalid"),

@@ -164,6 +164,7 @@ async def test_op_errors_answer_an_error_and_keep_the_connection(
     ("subprotocol", "frame", "close_code"),
     [
         ("herald.v1.json", "{not json", 4400),
+        ("herald.v1.json", "[" * 30_000, 4400),
         ("herald.v1.json", json.dumps({"op": "dance"}), 4400),
         ("herald.v1.json", json.dumps(["subscribe"]), 4400),
         ("herald.v1.json", json.dumps({"op": "subscribe"}), 4400),

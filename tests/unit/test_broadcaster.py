@@ -53,9 +53,7 @@ def put(
     if offset is None:
         offset = broadcaster.positions.get(partition, 0)
     record_key, value, headers = EventIn(data=data, key=key).to_record()
-    return broadcaster.publish_record(
-        partition, offset, TIMESTAMP_MS, record_key, value, headers
-    )
+    return broadcaster.publish_record(partition, offset, TIMESTAMP_MS, record_key, value, headers)
 
 
 def outbox(capacity: int = 1000) -> Outbox:
@@ -292,6 +290,7 @@ def test_on_a_one_partition_topic_both_scopes_give_the_same_id() -> None:
     event = put(broadcaster, "x", partition=0)
     assert event.id(Scope.TOPIC) == event.id(Scope.PARTITION)
 
+
 def test_delivered_ids_follow_the_subscription_scope() -> None:
     broadcaster = new_broadcaster()
     topic_box, key_box = outbox(), outbox()
@@ -436,4 +435,3 @@ def test_broadcasters_creates_one_broadcaster_per_topic_on_first_use() -> None:
     assert (orders.topic, payments.topic) == ("orders", "payments")
     assert orders.ring.maxlen == 7
     assert list(broadcasters) == [orders, payments]
-

@@ -75,7 +75,7 @@ def test_the_longest_legal_name_is_exposed() -> None:
 
 @pytest.mark.parametrize("topic", [".", ".."])
 def test_dot_and_dot_dot_are_never_exposed(topic: str) -> None:
-    # BUG: service/topics.py _LEGAL accepts "." and "..", which Kafka's Topic.validate
+    # Regression: topics.py _LEGAL used to accept "." and "..", which Kafka's Topic.validate
     # rejects; with a permissive HERALD_TOPICS (or a list naming them) they are exposed and a
     # publish tries to create a topic Kafka refuses.
     assert not EVERYTHING.exposed(topic)
@@ -88,9 +88,7 @@ keys = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=300)
 
 @settings(max_examples=200, deadline=None)
 @given(key=keys, partitions=st.integers(min_value=1, max_value=1024))
-def test_partition_for_key_equals_aiokafkas_default_partitioner(
-    key: str, partitions: int
-) -> None:
+def test_partition_for_key_equals_aiokafkas_default_partitioner(key: str, partitions: int) -> None:
     every = list(range(partitions))
     expected = DefaultPartitioner()(key.encode(), every, every)
     assert partition_for_key(key, partitions) == expected

@@ -76,7 +76,7 @@ def test_json_frame_is_the_event_with_op_event_first(scope: Scope) -> None:
     assert isinstance(frame, str)
     assert frame.startswith('{"op":"event",')
     parsed = json.loads(frame)
-    assert list(parsed)[0] == "op"
+    assert next(iter(parsed)) == "op"
     assert parsed == {"op": "event", **event.as_dict(scope)}
 
 
@@ -226,7 +226,7 @@ def test_decode_message_rejects_a_text_frame_on_msgpack() -> None:
 
 
 def test_decode_message_rejects_deeply_nested_json_as_malformed() -> None:
-    # BUG: service/wire.py decode_message catches only ValueError around json.loads; deeply
+    # Regression: wire.py decode_message used to catch only ValueError around json.loads; deeply
     # nested JSON raises RecursionError, which escapes the WebSocket reader's `except
     # Malformed` and ends the connection without a 4xxx close code.
     with pytest.raises(Malformed):
