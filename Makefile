@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
+CLUSTER := deploy/kafka/cluster.sh
 STAMP := $(VENV)/.installed
 
 help: ## list the targets
@@ -31,6 +32,12 @@ kafka-up: kafka-fetch ## start the local single-node broker on 127.0.0.1:9092
 kafka-down: ## stop the local broker
 	@$(KAFKA) down
 
+kafka-cluster-up: kafka-fetch ## start three local nodes (brokers 127.0.0.1:19092,19094,19096)
+	@$(CLUSTER) up
+
+kafka-cluster-down: ## stop the three local nodes
+	@$(CLUSTER) down
+
 run: install kafka-fetch ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
 	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
 	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
@@ -44,4 +51,4 @@ lint: install ## ruff and mypy
 test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
-.PHONY: help install system-deps kafka-fetch kafka-up kafka-down run lint test
+.PHONY: help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test

@@ -12,12 +12,14 @@ from .broadcaster import Broadcasters
 from .config import Settings, load_settings
 from .consume import Feed
 from .errors import HeraldError
+from .history import History
 from .metrics import Metrics
 from .problems import http_problem_response, problem_response
 from .publish import Publisher
+from .resume import Resumer
 from .state import Herald
 from .topics import TopicPolicy
-from .transports import http_publish, http_snapshot, sse, websocket
+from .transports import http_history, http_publish, http_snapshot, sse, websocket
 from .validation import EventValidator
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         feed=Feed(settings, policy, broadcasters, metrics),
         metrics=metrics,
         validator=EventValidator(settings.max_batch_events),
+        resumer=Resumer(History(settings)),
     )
     app.extensions["herald"] = h
-    for module in (http_publish, http_snapshot, sse, websocket, health, demo):
+    for module in (http_publish, http_snapshot, http_history, sse, websocket, health, demo):
         app.register_blueprint(module.blueprint)
     app.register_error_handler(HeraldError, problem_response)
     app.register_error_handler(HTTPException, http_problem_response)
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def stop_kafka() -> None:
         h.begin_shutdown()
         await h.feed.stop()
+        await h.resumer.history.stop()
         await h.publisher.stop()
         log.info("stopped")
 

@@ -121,23 +121,46 @@ class Broadcaster:
             partitions = () if partition is None else (partition,)
         return all(start.get(p, 0) >= self._ring_floor.get(p, 0) for p in partitions)
 
+    def learn_partition_count(self, count: int) -> None:
+        """Kafka's partition count, known before the consumer assigned the topic."""
+        self.partition_count = max(self.partition_count, count)
+
+    def partitions_for(self, key: str | None) -> list[int]:
+        """The partitions a subscription to ``key`` (or to the whole topic) reads."""
+        if key is None:
+            return list(range(self.partition_count))
+        partition = self.key_partition(key)
+        return [] if partition is None else [partition]
+
+    def events_after(self, cursor: Cursor, key: str | None) -> Iterator[Event]:
+        """Ring events after ``cursor`` (of ``key`` only, when given), in ring order."""
+        start_at = cursor.as_dict()
+        for event in self.ring:
+            if key is not None and event.key != key:
+                continue
+            if event.offset >= start_at.get(event.partition, 0):
+                yield event
+
     def subscribe(
-        self, outbox: Outbox, key: str | None, since: Cursor | None = None
+        self,
+        outbox: Outbox,
+        key: str | None,
+        since: Cursor | None = None,
+        subscription: Subscription | None = None,
     ) -> Subscription:
         """Follow this topic from ``since`` or from the live head.
 
         ``since`` must be covered by the ring (see ``covers``): its events are queued first,
-        then live ones, with nothing missed or repeated at the seam.
+        then live ones, with nothing missed or repeated at the seam. A ``subscription`` that
+        caught up from Kafka is handed over here.
         """
         start = self.cursor(key) if since is None else since
-        subscription = Subscription(self.topic, key, outbox, cursor=start.encode(self.topic))
+        if subscription is None:
+            subscription = Subscription(self.topic, key, outbox, cursor=start.encode(self.topic))
         if since is not None:
             start_at = since.as_dict()
-            for event in self.ring:
-                if key is not None and event.key != key:
-                    continue
-                if event.offset >= start_at.get(event.partition, 0):
-                    outbox.put_event(subscription, event)
+            for event in self.events_after(since, key):
+                outbox.put_event(subscription, event)
             # A cursor from an instance further ahead: skip what it already covers.
             subscription.skip_below = {
                 partition: offset

@@ -32,6 +32,8 @@ class Settings:
     consumer_fetch_max_wait_ms: int = 20
     ring_size: int = 1000
     subscriber_queue_size: int = 1000
+    catchup_readers: int = 8
+    max_wait_s: int = 60
     snapshot_limit: int = 50
     snapshot_max_age_s: int = 1
     snapshot_stale_while_revalidate_s: int = 5

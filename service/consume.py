@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _POLL_MS = 200
 _MAX_RECORDS = 5000
+_FAN_OUT_CHUNK = 64
 _RECONNECT_S = 1.0
 
 
@@ -107,7 +108,7 @@ class Feed:
             batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
             for tp, records in batches.items():
                 broadcaster = self._broadcasters.get(tp.topic)
-                for record in records:
+                for index, record in enumerate(records, 1):
                     broadcaster.publish_record(
                         record.partition,
                         record.offset,
@@ -116,6 +117,10 @@ class Feed:
                         record.value,
                         record.headers,
                     )
+                    if index % _FAN_OUT_CHUNK == 0:
+                        # Let writers drain between chunks: a burst of records must not
+                        # overflow the queue of a client that keeps up.
+                        await asyncio.sleep(0)
                 self._metrics.consumed.inc(len(records))
             self._check_positioned()
 

@@ -84,15 +84,16 @@ class Event:
             self._decoded = True
         return self._data
 
+    def cursor(self, scope: Scope) -> Cursor:
+        """The position just after this event, for a subscriber of ``scope``."""
+        if scope is Scope.TOPIC:
+            return self.topic_cursor
+        return Cursor.after(self.partition, self.offset)
+
     def id(self, scope: Scope) -> str:
         cached = self._ids.get(scope)
         if cached is None:
-            cursor = (
-                self.topic_cursor
-                if scope is Scope.TOPIC
-                else Cursor.after(self.partition, self.offset)
-            )
-            cached = self._ids[scope] = cursor.encode(self.topic)
+            cached = self._ids[scope] = self.cursor(scope).encode(self.topic)
         return cached
 
     @property

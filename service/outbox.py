@@ -36,7 +36,16 @@ class Outbox:
     silently dropping. Control frames (acks, errors) are few and not counted.
     """
 
-    __slots__ = ("_items", "_pending_events", "_ready", "capacity", "closed", "fmt", "overflowed")
+    __slots__ = (
+        "_drained",
+        "_items",
+        "_pending_events",
+        "_ready",
+        "capacity",
+        "closed",
+        "fmt",
+        "overflowed",
+    )
 
     def __init__(self, fmt: Format, capacity: int) -> None:
         self.fmt = fmt
@@ -46,6 +55,7 @@ class Outbox:
         self._items: deque[tuple[Subscription, Event] | bytes | str] = deque()
         self._pending_events = 0
         self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
 
     def put_event(self, subscription: Subscription, event: Event) -> bool:
         """Queue ``event``; False when the outbox overflowed (the subscriber is lagging)."""
@@ -54,11 +64,25 @@ class Outbox:
         if self._pending_events >= self.capacity:
             self.overflowed = True
             self._ready.set()
+            self._drained.set()
             return False
         self._items.append((subscription, event))
         self._pending_events += 1
         self._ready.set()
         return True
+
+    async def put_event_when_room(self, subscription: Subscription, event: Event) -> bool:
+        """Queue ``event`` once the writer has made room (catch-up reads pace themselves).
+
+        Only half the capacity is used this way, leaving the rest for live events of the
+        connection's other subscriptions. False once the outbox is closed or overflowed.
+        """
+        while self._pending_events >= max(1, self.capacity // 2):
+            if self.overflowed or self.closed:
+                return False
+            self._drained.clear()
+            await self._drained.wait()
+        return self.put_event(subscription, event)
 
     def put_control(self, frame: bytes | str) -> None:
         if not self.closed:
@@ -85,6 +109,7 @@ class Outbox:
         """Wake the writer for good: it sends nothing more."""
         self.closed = True
         self._ready.set()
+        self._drained.set()
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait until something is queued (or the outbox closed); False on timeout."""
@@ -107,7 +132,20 @@ class Outbox:
                 subscription.cursor = event.id(subscription.scope)
             else:
                 frames.append(item)
+        self._after_drain()
+        return frames
+
+    def drain_events(self) -> list[tuple[Subscription, Event]]:
+        """Take the waiting events themselves (for a long-poll, which renders its own page)."""
+        events = [item for item in self._items if isinstance(item, tuple)]
+        self._items.clear()
+        for subscription, event in events:
+            subscription.cursor = event.id(subscription.scope)
+        self._after_drain()
+        return events
+
+    def _after_drain(self) -> None:
         self._pending_events = 0
+        self._drained.set()
         if not self.overflowed and not self.closed:
             self._ready.clear()
-        return frames

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from quart import current_app
 
 from .broadcaster import Broadcaster, Broadcasters
 from .config import Settings
 from .consume import Feed
-from .cursor import Cursor
 from .errors import KafkaUnavailable, UnknownTopic
 from .metrics import Metrics
 from .outbox import Outbox, Subscription
 from .publish import Publisher
+from .resume import Resumer
 from .topics import TopicPolicy
 from .validation import EventValidator
 
@@ -30,6 +31,9 @@ class Opened:
     recovered: bool
     # Set when the requested cursor is no longer retained: where delivery starts instead.
     reset_to: str | None = None
+    # Set when the start lies before the ring: the transport runs it (in a task it owns)
+    # to read the gap from Kafka; it hands the subscription to the live stream at the end.
+    catch_up: Coroutine[Any, Any, None] | None = None
 
 
 @dataclass(eq=False)
@@ -43,6 +47,7 @@ class Herald:
     feed: Feed
     metrics: Metrics
     validator: EventValidator
+    resumer: Resumer
     outboxes: set[Outbox] = field(default_factory=set)
     shutting_down: bool = False
 
@@ -62,12 +67,15 @@ class Herald:
         broadcaster = await self.broadcaster(topic)
         if since is None:
             return Opened(broadcaster.subscribe(outbox, key), recovered=True)
-        cursor = Cursor.decode(topic, since)
-        if broadcaster.covers(cursor, key):
-            return Opened(broadcaster.subscribe(outbox, key, cursor), recovered=True)
-        floor = broadcaster.floor_cursor(key)
-        subscription = broadcaster.subscribe(outbox, key, floor)
-        return Opened(subscription, recovered=False, reset_to=floor.encode(topic))
+        start = await self.resumer.start(broadcaster, key, since)
+        reset_to = None if start.recovered else start.cursor.encode(topic)
+        # No await between the check and the subscription: the ring cannot move in between.
+        if broadcaster.covers(start.cursor, key):
+            subscription = broadcaster.subscribe(outbox, key, start.cursor)
+            return Opened(subscription, start.recovered, reset_to)
+        subscription = Subscription(topic, key, outbox, cursor=start.cursor.encode(topic))
+        catch_up = self.resumer.catch_up(broadcaster, subscription, start.cursor)
+        return Opened(subscription, start.recovered, reset_to, catch_up)
 
     def close(self, subscription: Subscription) -> None:
         self.broadcasters.get(subscription.topic).unsubscribe(subscription)

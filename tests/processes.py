@@ -1,4 +1,4 @@
-"""Real processes for the tests: a Kafka broker from deploy/kafka and Herald servers."""
+"""Real processes for the tests: Kafka brokers from deploy/kafka and Herald servers."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Protocol
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+CLUSTER_SCRIPT = ROOT / "deploy" / "kafka" / "cluster.sh"
 
 
 def free_port() -> int:
@@ -23,6 +27,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open while choosing)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def run_script(script: Path, *args: str, env: dict[str, str]) -> None:
+    subprocess.run(["bash", str(script), *args], env=env, check=True)
 
 
 class KafkaBroker:
@@ -43,10 +60,70 @@ class KafkaBroker:
         }
 
     def up(self) -> None:
-        subprocess.run(["bash", str(KAFKA_SCRIPT), "up"], env=self._env(), check=True)
+        run_script(KAFKA_SCRIPT, "up", env=self._env())
 
     def down(self) -> None:
-        subprocess.run(["bash", str(KAFKA_SCRIPT), "down"], env=self._env(), check=True)
+        run_script(KAFKA_SCRIPT, "down", env=self._env())
+
+
+class KafkaCluster:
+    """Three local KRaft nodes (ids 1, 2, 3) through deploy/kafka/cluster.sh on free ports."""
+
+    NODES = (1, 2, 3)
+
+    def __init__(self, data_dir: Path) -> None:
+        # Broker and controller port of node 1, then of node 2, then of node 3.
+        self.ports = free_ports(2 * len(self.NODES))
+        self.data_dir = data_dir
+        self.bootstrap = ",".join(f"127.0.0.1:{port}" for port in self.ports[::2])
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_CLUSTER_DIR": str(self.data_dir),
+            "KAFKA_CLUSTER_PORTS": ",".join(map(str, self.ports)),
+        }
+
+    def up(self) -> None:
+        run_script(CLUSTER_SCRIPT, "up", env=self._env())
+
+    def down(self) -> None:
+        run_script(CLUSTER_SCRIPT, "down", env=self._env())
+
+    def _pid(self, node: int) -> int:
+        return int((self.data_dir / f"node-{node}" / "kafka.pid").read_text())
+
+    def kill(self, node: int) -> None:
+        """SIGKILL one node: no controlled shutdown, no hand-over of its leaderships."""
+        os.kill(self._pid(node), signal.SIGKILL)
+
+    def start(self, node: int, within: float = 30.0) -> None:
+        """Start a killed node again; blocks until it is ready (run it in a thread)."""
+        # Until its parent reaps it, a killed JVM still answers `kill -0`: wait for that.
+        pid, deadline = self._pid(node), time.monotonic() + within
+        while _exists(pid):
+            assert time.monotonic() < deadline, f"node {node} (pid {pid}) does not go away"
+            time.sleep(0.05)
+        run_script(CLUSTER_SCRIPT, "up", str(node), env=self._env())
+
+    async def leader(self, topic: str, partition: int) -> int:
+        """The id of the node leading ``topic``'s ``partition`` now (-1 while none does)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
+        return int(leaders.get(partition, -1))
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class HeraldProcess:

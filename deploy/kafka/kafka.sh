@@ -4,9 +4,12 @@
 #   kafka.sh up      format storage if needed, start the broker, wait until it is ready
 #   kafka.sh down    stop the broker started by `up`
 #   kafka.sh status  exit 0 when the broker of this data dir is running
+#   kafka.sh cluster-id  print a new random cluster id (for nodes that must share one)
 # Environment (all optional): KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # KAFKA_NODE_ID (1), KAFKA_DATA_DIR (deploy/kafka/.cache/data/node-<id>),
-# KAFKA_READY_TIMEOUT (90 seconds), KAFKA_HEAP (512m).
+# KAFKA_READY_TIMEOUT (90 seconds), KAFKA_HEAP (512m); for a node of a cluster (cluster.sh)
+# KAFKA_QUORUM_VOTERS (id@host:port,...), KAFKA_CLUSTER_ID (used when formatting) and
+# KAFKA_EXTRA_PROPERTIES (lines appended to server.properties; later keys win).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +42,11 @@ fetch() {
   echo "$wanted" >"$lib/.complete"
 }
 
+new_cluster_id() {
+  # The tool logs a line to stdout before the id: keep only the id.
+  "${java_cmd[@]}" kafka.tools.StorageTool random-uuid | tail -n 1
+}
+
 running() {
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
@@ -69,7 +77,7 @@ PROPS
   if [ ! -f "$data/logs/meta.properties" ]; then
     local cluster_id=${KAFKA_CLUSTER_ID:-}
     if [ -z "$cluster_id" ]; then
-      [ -f "$data/cluster.id" ] || "${java_cmd[@]}" kafka.tools.StorageTool random-uuid >"$data/cluster.id"
+      [ -f "$data/cluster.id" ] || new_cluster_id >"$data/cluster.id"
       cluster_id=$(cat "$data/cluster.id")
     fi
     "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted >>"$data/format.log" 2>&1 || {
@@ -123,5 +131,10 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) running ;;
-  *) echo "usage: kafka.sh fetch|up|down|status" >&2; exit 2 ;;
+  cluster-id)
+    need java "a Java 17 runtime" openjdk-17-jre-headless
+    fetch
+    new_cluster_id
+    ;;
+  *) echo "usage: kafka.sh fetch|up|down|status|cluster-id" >&2; exit 2 ;;
 esac

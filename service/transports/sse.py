@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 
 from quart import Blueprint, Response, request
 
+from ..errors import HeraldError
 from ..outbox import Outbox, Subscription
-from ..state import Herald, herald
+from ..state import Herald, Opened, herald
 from ..wire import Format, dump_json, sse_frame
+from .catch_up import cancel, start_catch_up
 from .params import key_param
 
 blueprint = Blueprint("sse", __name__)
@@ -32,7 +34,7 @@ async def stream(topic: str) -> Response:
             data=dump_json({"topic": topic, "key": key, "cursor": opened.reset_to}),
         )
     response = Response(
-        _events(h, outbox, opened.subscription, preamble),
+        _events(h, outbox, opened, preamble),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -42,11 +44,19 @@ async def stream(topic: str) -> Response:
 
 
 async def _events(
-    h: Herald, outbox: Outbox, subscription: Subscription, preamble: bytes
+    h: Herald, outbox: Outbox, opened: Opened, preamble: bytes
 ) -> AsyncIterator[bytes]:
+    subscription = opened.subscription
+    failed: list[HeraldError] = []
+
+    def on_catch_up_error(exc: HeraldError) -> None:
+        failed.append(exc)
+        outbox.put_control(sse_frame(event="error", data=dump_json(exc.problem())))
+
     h.outboxes.add(outbox)
     h.metrics.connections.labels("sse").inc()
     deliveries = h.metrics.deliveries.labels("sse")
+    catch_up = start_catch_up(opened, on_catch_up_error)
     try:
         yield preamble
         while True:
@@ -58,6 +68,8 @@ async def _events(
                 # Everything pending goes out as one body chunk: one write, many events.
                 deliveries.inc(len(frames))
                 yield b"".join(frame for frame in frames if isinstance(frame, bytes))
+            if failed:
+                return  # EventSource reconnects by itself with Last-Event-ID
             if outbox.overflowed:
                 h.metrics.lagging.inc()
                 yield _goodbye("lagging", subscription)
@@ -66,6 +78,7 @@ async def _events(
                 yield _goodbye("shutdown", subscription)
                 return
     finally:
+        await cancel(catch_up)
         h.close(subscription)
         h.outboxes.discard(outbox)
         h.metrics.connections.labels("sse").dec()

@@ -16,6 +16,7 @@ from ..errors import HeraldError, Malformed
 from ..outbox import Outbox, Subscription
 from ..state import Herald, herald
 from ..wire import Format, decode_message, encode_message
+from .catch_up import cancel, start_catch_up
 
 blueprint = Blueprint("websocket", __name__)
 
@@ -72,6 +73,7 @@ class Connection:
         self.fmt = fmt
         self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
+        self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         h = self.h
@@ -87,6 +89,8 @@ class Connection:
             for task in (reader, writer):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            for task in self.catch_ups.values():
+                await cancel(task)
             for subscription in self.subscriptions.values():
                 h.close(subscription)
             h.outboxes.discard(self.outbox)
@@ -127,9 +131,7 @@ class Connection:
         elif op == "unsubscribe":
             topic, key = _text(message, "topic", True), _text(message, "key", False)
             assert topic is not None
-            subscription = self.subscriptions.pop((topic, key), None)
-            if subscription is not None:
-                self.h.close(subscription)
+            await self._drop((topic, key))
         elif op == "publish":
             await self._publish(message)
         elif op == "ping":
@@ -147,9 +149,7 @@ class Connection:
         except HeraldError as exc:
             self._error(exc, None, topic=topic, key=key)
             return
-        previous = self.subscriptions.pop((topic, key), None)
-        if previous is not None:
-            self.h.close(previous)
+        await self._drop((topic, key))
         self.subscriptions[(topic, key)] = opened.subscription
         cursor = opened.reset_to or opened.subscription.cursor
         controls = [
@@ -167,6 +167,22 @@ class Connection:
         self.outbox.put_control_first(
             [encode_message(control, self.fmt) for control in controls], opened.subscription
         )
+
+        def on_catch_up_error(exc: HeraldError) -> None:
+            # The subscription stops; the client subscribes again from its last cursor.
+            self.subscriptions.pop((topic, key), None)
+            self.catch_ups.pop((topic, key), None)
+            self._error(exc, None, topic=topic, key=key)
+
+        task = start_catch_up(opened, on_catch_up_error)
+        if task is not None:
+            self.catch_ups[(topic, key)] = task
+
+    async def _drop(self, name: tuple[str, str | None]) -> None:
+        await cancel(self.catch_ups.pop(name, None))
+        subscription = self.subscriptions.pop(name, None)
+        if subscription is not None:
+            self.h.close(subscription)
 
     async def _publish(self, message: dict[str, Any]) -> None:
         ref = message.get("ref")

@@ -40,14 +40,17 @@ async def test_publish_is_503_while_kafka_is_down_and_recovers(
     own_broker: KafkaBroker, own_server: HeraldProcess, topic: str
 ) -> None:
     await own_server.wait_ready()
-    await publish(own_server.base_url, topic, {"data": "before"})
+    # One key, so one partition: the offsets below tell what Kafka kept.
+    await publish(own_server.base_url, topic, {"data": "before", "key": "k"})
     async with connect(f"{own_server.ws_url}/v1/ws") as ws:
         await ws_send(ws, {"op": "subscribe", "topic": topic})
         await ws_recv_op(ws, "subscribed")
 
         own_broker.down()
         async with httpx.AsyncClient(base_url=own_server.base_url, timeout=30) as client:
-            refused = await client.post(f"/v1/topics/{topic}/events", json={"data": "during"})
+            refused = await client.post(
+                f"/v1/topics/{topic}/events", json={"data": "during", "key": "k"}
+            )
         assert refused.status_code == 503, refused.text
         assert refused.json()["type"] == "urn:herald:problem:kafka-unavailable"
         assert int(refused.headers["retry-after"]) > 0
@@ -55,7 +58,7 @@ async def test_publish_is_503_while_kafka_is_down_and_recovers(
 
         own_broker.up()
         await own_server.wait_ready()
-        [after] = await publish(own_server.base_url, topic, {"data": "after"})
+        [after] = await publish(own_server.base_url, topic, {"data": "after", "key": "k"})
         event = await ws_recv_op(ws, "event")
         # The 503'd publish may or may not have reached Kafka; what counts is that the
         # acknowledged one arrives on the connection that stayed open through the outage.

@@ -1,0 +1,140 @@
+"""Reading a topic's past straight from Kafka: offset look-ups and bounded catch-up reads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from .config import Settings
+from .errors import KafkaUnavailable
+
+T = TypeVar("T")
+_RETRY_AFTER_S = 2
+_MAX_RECORDS = 2000
+
+
+class History:
+    """Owns one consumer for offset look-ups; each catch-up read gets a consumer of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lookup: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
+        # Catch-up reads are the heavy part of a reconnect storm: only so many at once.
+        self._readers = asyncio.Semaphore(settings.catchup_readers)
+
+    async def stop(self) -> None:
+        if self._lookup is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await self._lookup.stop()
+            self._lookup = None
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        timeout_ms = int(self._settings.publish_timeout_s * 1000)
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id="herald-history",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            request_timeout_ms=timeout_ms,
+        )
+
+    async def _lookup_consumer(self) -> AIOKafkaConsumer:
+        async with self._starting:
+            if self._lookup is None:
+                consumer = self._consumer()
+                await self._guard(consumer.start())
+                self._lookup = consumer
+            return self._lookup
+
+    async def _guard(self, step: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                return await step
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise KafkaUnavailable(
+                f"cannot read Kafka history: {exc!r}", retry_after=_RETRY_AFTER_S
+            ) from None
+
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions Kafka has for ``topic`` (0 while it does not exist)."""
+        consumer = await self._lookup_consumer()
+        partitions = await self._guard(_partitions(consumer, topic))
+        return len(partitions)
+
+    async def beginnings(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The oldest offset Kafka still holds in each partition."""
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return {}
+        consumer = await self._lookup_consumer()
+        found = await self._guard(consumer.beginning_offsets(tps))
+        return {tp.partition: offset for tp, offset in found.items()}
+
+    async def at_time(
+        self, topic: str, partitions: Iterable[int], timestamp_ms: int
+    ) -> dict[int, int]:
+        """Per partition, the first offset at or after ``timestamp_ms`` (else its end)."""
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return {}
+        consumer = await self._lookup_consumer()
+        found = await self._guard(consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms)))
+        missing = [tp for tp, hit in found.items() if hit is None]
+        ends = await self._guard(consumer.end_offsets(missing)) if missing else {}
+        return {
+            tp.partition: (hit.offset if hit is not None else ends[tp]) for tp, hit in found.items()
+        }
+
+    async def records(
+        self, topic: str, start: dict[int, int], stop: dict[int, int]
+    ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+        """Batches of records with ``start[p] <= offset < stop[p]``, in order per partition."""
+        wanted = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
+        if not wanted:
+            return
+        async with self._readers:
+            consumer = self._consumer()
+            await self._guard(consumer.start())
+            try:
+                tps = {p: TopicPartition(topic, p) for p in wanted}
+                consumer.assign(list(tps.values()))
+                for p, (first, _) in wanted.items():
+                    consumer.seek(tps[p], first)
+                remaining = set(wanted)
+                while remaining:
+                    batches = await self._guard(
+                        consumer.getmany(
+                            *[tps[p] for p in remaining], timeout_ms=500, max_records=_MAX_RECORDS
+                        )
+                    )
+                    out: list[ConsumerRecord[bytes, bytes]] = []
+                    for tp, records in batches.items():
+                        end = wanted[tp.partition][1]
+                        out.extend(r for r in records if r.offset < end)
+                        if records and records[-1].offset + 1 >= end:
+                            remaining.discard(tp.partition)
+                    for p in list(remaining):
+                        # Offsets can skip (compaction, transaction markers): trust the position.
+                        if await self._guard(consumer.position(tps[p])) >= wanted[p][1]:
+                            remaining.discard(p)
+                    if out:
+                        yield out
+            finally:
+                with contextlib.suppress(KafkaError, OSError):
+                    await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    # The consumer caches metadata only for topics it reads: fetch this one's first.
+    cluster = await consumer._client.fetch_all_metadata()
+    return cluster.partitions_for_topic(topic) or set()

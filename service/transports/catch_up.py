@@ -1,0 +1,34 @@
+"""Running a subscription's catch-up read in a task its connection owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from ..errors import HeraldError
+from ..state import Opened
+
+
+def start_catch_up(
+    opened: Opened, on_error: Callable[[HeraldError], None]
+) -> asyncio.Task[None] | None:
+    """Start reading the gap from Kafka, if there is one; Kafka trouble goes to ``on_error``."""
+    if opened.catch_up is None:
+        return None
+    reading = opened.catch_up
+
+    async def run() -> None:
+        try:
+            await reading
+        except HeraldError as exc:
+            on_error(exc)
+
+    return asyncio.create_task(run(), name=f"catch-up {opened.subscription.topic}")
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,59 @@
+"""GET /v1/topics/{topic}/events: a page of history after a cursor, or a long-poll for one."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, request
+
+from ..broadcaster import Broadcaster
+from ..outbox import Outbox
+from ..resume import EARLIEST, Page
+from ..state import herald
+from ..wire import Format, dump_json
+from .params import int_param, key_param
+
+blueprint = Blueprint("history", __name__)
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+@blueprint.get("/v1/topics/<topic>/events")
+async def history(topic: str) -> Response:
+    h = herald()
+    key = key_param(request.args)
+    limit = int_param(request.args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    wait = int_param(request.args, "wait", 0, 0, h.settings.max_wait_s)
+    after = request.args.get("after") or EARLIEST
+    broadcaster = await h.broadcaster(topic)
+    start = await h.resumer.start(broadcaster, key, after)
+    page = await h.resumer.page(broadcaster, key, start.cursor, limit)
+    if not page.events and wait:
+        page = await _wait_for_events(broadcaster, key, page, limit, wait)
+    body = {
+        "events": [event.as_dict(page.scope) for event in page.events],
+        "next": page.next.encode(topic),
+    }
+    if not start.recovered:
+        # The cursor's events are gone from Kafka: say so rather than skip them silently.
+        body["reset"] = start.cursor.encode(topic)
+    return Response(
+        dump_json(body), mimetype="application/json", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _wait_for_events(
+    broadcaster: Broadcaster, key: str | None, empty: Page, limit: int, wait: int
+) -> Page:
+    """Hold the request until the first event after ``empty.next`` exists, or ``wait`` s pass.
+
+    Called with no await since ``empty`` was read, so the ring still covers its cursor.
+    """
+    outbox = Outbox(Format.JSON, limit)
+    subscription = broadcaster.subscribe(outbox, key, empty.next)
+    try:
+        if not await outbox.wait(wait):
+            return empty
+        events = [event for _, event in outbox.drain_events()][:limit]
+    finally:
+        broadcaster.unsubscribe(subscription)
+    return Page(events, events[-1].cursor(empty.scope), empty.scope)

@@ -1,0 +1,107 @@
+"""GET /v1/topics/{topic}/events: pages after a cursor, from the ring or Kafka, and long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ..clients import publish
+from ..processes import HeraldProcess, StartServer
+
+
+@pytest.fixture(scope="module")
+async def small_ring(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    """Ring of 5: most pages must be read from Kafka."""
+    yield await server_factory(topics="it-.*", ring_size="5")
+
+
+async def get_page(server: HeraldProcess, topic: str, **params: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        response = await client.get(f"/v1/topics/{topic}/events", params=params)
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+async def all_pages(server: HeraldProcess, topic: str, **params: Any) -> list[list[int]]:
+    """Follow ``next`` until a page comes back empty; the data of every page."""
+    pages: list[list[int]] = []
+    after = params.pop("after", "earliest")
+    while True:
+        page = await get_page(server, topic, after=after, **params)
+        if not page["events"]:
+            return pages
+        pages.append([event["data"] for event in page["events"]])
+        after = page["next"]
+
+
+@pytest.fixture(params=["ring of 5", "default ring"])
+def paged_server(
+    request: pytest.FixtureRequest, small_ring: HeraldProcess, server: HeraldProcess
+) -> HeraldProcess:
+    return small_ring if request.param == "ring of 5" else server
+
+
+async def test_keyed_pages_cover_the_history_exactly_once(
+    paged_server: HeraldProcess, topic: str
+) -> None:
+    server = paged_server
+    await publish(server.base_url, topic, [{"data": n, "key": "k"} for n in range(25)])
+    await publish(server.base_url, topic, [{"data": -1, "key": "other"}])
+    pages = await all_pages_after_consumed(server, topic, 25, key="k", limit=10)
+    assert pages == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+
+
+async def all_pages_after_consumed(
+    server: HeraldProcess, topic: str, count: int, **params: Any
+) -> list[list[int]]:
+    """Pages once this instance has consumed ``count`` events (awaited via a long-poll)."""
+    seen = 0
+    after = "earliest"
+    while seen < count:
+        page = await get_page(server, topic, after=after, wait=10, **params)
+        seen += len(page["events"])
+        after = page["next"]
+    return await all_pages(server, topic, **params)
+
+
+async def test_whole_topic_pages_hold_every_event_once(
+    small_ring: HeraldProcess, topic: str
+) -> None:
+    await publish(small_ring.base_url, topic, [{"data": n} for n in range(40)])
+    pages = await all_pages_after_consumed(small_ring, topic, 40, limit=7)
+    flat = [n for page in pages for n in page]
+    assert sorted(flat) == list(range(40))
+    assert all(len(page) == 7 for page in pages[:-1])
+
+
+async def test_long_poll_returns_when_the_first_event_exists(
+    server: HeraldProcess, topic: str
+) -> None:
+    await publish(server.base_url, topic, {"data": "old", "key": "k"})
+    [tail] = await all_pages_after_consumed(server, topic, 1, key="k")
+    assert tail == ["old"]
+    head = (await get_page(server, topic, key="k"))["next"]
+    waiting = asyncio.create_task(get_page(server, topic, key="k", after=head, wait=20))
+    await publish(server.base_url, topic, {"data": "new", "key": "k"})
+    page = await waiting
+    assert [event["data"] for event in page["events"]] == ["new"]
+    assert page["next"] == page["events"][0]["id"]
+
+
+async def test_long_poll_with_nothing_new_returns_an_empty_page(
+    server: HeraldProcess, topic: str
+) -> None:
+    page = await get_page(server, topic, wait=1)
+    assert page["events"] == []
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "wait=61", "wait=-1", "after=%%%"])
+async def test_bad_history_parameters_are_400(server: HeraldProcess, query: str) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        response = await client.get(f"/v1/topics/it-x/events?{query}")
+    assert response.status_code == 400

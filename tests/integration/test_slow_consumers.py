@@ -1,0 +1,98 @@
+"""A subscriber that stops reading is cut off as lagging, with its cursor; nobody else waits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ..clients import publish, sse, ws_recv, ws_recv_op, ws_send
+from ..processes import HeraldProcess, StartServer
+
+EVENTS = 3000
+BATCH = 100  # well under the queue size of 200
+PAYLOAD = "x" * 4000  # big enough that socket buffers fill and the server's queue overflows
+
+
+@pytest.fixture(scope="module")
+async def small_queue(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await server_factory(
+        topics="it-.*", subscriber_queue_size="200", send_timeout_s="60", max_body_bytes="4194304"
+    )
+
+
+def tiny_socket(server: HeraldProcess) -> socket.socket:
+    """A client socket with a small receive buffer: it stops taking data almost at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    return sock
+
+
+async def subscribe(ws: ClientConnection, topic: str, since: str | None = None) -> None:
+    await ws_send(ws, {"op": "subscribe", "topic": topic, "key": "k", "since": since})
+    await ws_recv_op(ws, "subscribed")
+
+
+async def read_events(ws: ClientConnection, count: int) -> list[int]:
+    return [(await ws_recv_op(ws, "event"))["data"]["n"] for _ in range(count)]
+
+
+async def test_a_stalled_subscriber_is_cut_off_and_the_others_get_everything(
+    small_queue: HeraldProcess, topic: str
+) -> None:
+    url = f"{small_queue.ws_url}/v1/ws"
+    async with (
+        # No compression: the padding would shrink to nothing and never fill a buffer.
+        connect(url, sock=tiny_socket(small_queue), max_queue=1, compression=None) as stalled,
+        connect(url, max_size=None) as r1,
+        connect(url, max_size=None) as r2,
+        connect(url, max_size=None) as r3,
+        sse(small_queue.base_url, f"/v1/topics/{topic}/stream?key=k") as stream,
+    ):
+        readers = [r1, r2, r3]
+        for ws in [stalled, *readers]:
+            await subscribe(ws, topic)
+        everyone: list[list[int]] = [[] for _ in range(len(readers) + 1)]
+        for start in range(0, EVENTS, BATCH):
+            batch = range(start, start + BATCH)
+            body = [{"key": "k", "data": {"n": n, "pad": PAYLOAD}} for n in batch]
+            await publish(small_queue.base_url, topic, body)
+            # The readers take each batch before the next is sent: they keep up by
+            # construction however busy this machine is, while the stalled one reads nothing.
+            batches = await asyncio.gather(
+                *(read_events(ws, BATCH) for ws in readers), _read_sse(stream, BATCH)
+            )
+            for received, got_now in zip(everyone, batches, strict=True):
+                received.extend(got_now)
+        assert all(received == list(range(EVENTS)) for received in everyone)
+
+        # Now the stalled client reads what reached it, then the lagging notice and close.
+        got: list[int] = []
+        lagging: dict[str, Any] = {}
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                message = await ws_recv(stalled)
+                if message["op"] == "event":
+                    got.append(message["data"]["n"])
+                    last_id = message["id"]
+                elif message["op"] == "lagging":
+                    lagging = message
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+    assert got == list(range(len(got))) and len(got) < EVENTS
+    assert lagging["cursor"] == last_id
+    # Resuming from the lagging cursor yields exactly the rest.
+    async with connect(url, max_size=None) as again:
+        await subscribe(again, topic, since=lagging["cursor"])
+        rest = await read_events(again, EVENTS - len(got))
+    assert got + rest == list(range(EVENTS))
+
+
+async def _read_sse(stream: Any, count: int) -> list[int]:
+    return [(await stream.next_event()).json()["data"]["n"] for _ in range(count)]
