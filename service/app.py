@@ -13,6 +13,7 @@ from .config import Settings, load_settings
 from .consume import Feed
 from .errors import HeraldError
 from .history import History
+from .ingest import Ingest
 from .metrics import Metrics
 from .problems import http_problem_response, problem_response
 from .publish import Publisher
@@ -31,12 +32,14 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     policy = TopicPolicy(settings)
     metrics = Metrics()
-    broadcasters = Broadcasters(settings.ring_size)
+    broadcasters = Broadcasters(settings)
+    publisher = Publisher(settings, policy)
     h = Herald(
         settings=settings,
         policy=policy,
         broadcasters=broadcasters,
-        publisher=Publisher(settings, policy),
+        publisher=publisher,
+        ingest=Ingest(publisher, broadcasters),
         feed=Feed(settings, policy, broadcasters, metrics),
         metrics=metrics,
         validator=EventValidator(settings.max_batch_events),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 
+from .config import Settings
 from .cursor import Cursor
 from .events import Event, event_from_record
+from .idempotency import IdempotencyIndex
 from .outbox import Outbox, Subscription
 from .topics import partition_for_key
 
@@ -18,8 +20,9 @@ class Broadcaster:
     grow with the number of subscribers to other keys.
     """
 
-    def __init__(self, topic: str, ring_size: int) -> None:
+    def __init__(self, topic: str, ring_size: int, idempotency: IdempotencyIndex) -> None:
         self.topic = topic
+        self.idempotency = idempotency
         self.ring: deque[Event] = deque(maxlen=ring_size)
         # Next offset per partition: where the consumer stands, and so the live head.
         self.positions: dict[int, int] = {}
@@ -45,8 +48,11 @@ class Broadcaster:
         key: bytes | None,
         value: bytes | None,
         headers: Iterable[tuple[str, bytes]],
-    ) -> Event:
-        """Deliver one record: advance the position, keep it in the ring, fan it out."""
+    ) -> Event | None:
+        """Deliver one record: advance the position, keep it in the ring, fan it out.
+
+        A second copy of an idempotent publish (a retry that raced the first) is skipped.
+        """
         self.positions[partition] = offset + 1
         event = event_from_record(
             self.topic,
@@ -58,6 +64,10 @@ class Broadcaster:
             tuple(headers),
             Cursor.of(self.positions),
         )
+        if event.tag is not None:
+            if self.idempotency.is_repeat(event.tag, partition, offset):
+                return None
+            self.idempotency.record(event.tag, partition, offset, event.key)
         if len(self.ring) == self.ring.maxlen:
             evicted = self.ring[0]
             self._ring_floor[evicted.partition] = evicted.offset + 1
@@ -191,14 +201,16 @@ class Broadcaster:
 class Broadcasters:
     """The broadcaster of every topic this instance has seen, created on first use."""
 
-    def __init__(self, ring_size: int) -> None:
-        self._ring_size = ring_size
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._by_topic: dict[str, Broadcaster] = {}
 
     def get(self, topic: str) -> Broadcaster:
         broadcaster = self._by_topic.get(topic)
         if broadcaster is None:
-            broadcaster = self._by_topic[topic] = Broadcaster(topic, self._ring_size)
+            settings = self._settings
+            index = IdempotencyIndex(settings.idempotency_window_s, settings.idempotency_max_keys)
+            broadcaster = self._by_topic[topic] = Broadcaster(topic, settings.ring_size, index)
         return broadcaster
 
     def __iter__(self) -> Iterator[Broadcaster]:

@@ -33,6 +33,8 @@ class Settings:
     ring_size: int = 1000
     subscriber_queue_size: int = 1000
     catchup_readers: int = 8
+    idempotency_window_s: float = 600.0
+    idempotency_max_keys: int = 100_000
     max_wait_s: int = 60
     snapshot_limit: int = 50
     snapshot_max_age_s: int = 1

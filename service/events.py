@@ -16,6 +16,8 @@ import msgpack
 
 from .cursor import Cursor
 from .errors import Invalid
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import Tag
 
 TYPE_HEADER = "herald-type"
 CONTENT_TYPE_HEADER = "content-type"
@@ -35,9 +37,13 @@ class EventIn:
     key: str | None = None
     type: str = DEFAULT_TYPE
 
-    def to_record(self) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    def to_record(
+        self, tag: Tag | None = None
+    ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
         """Kafka key, value and headers for this event."""
         headers = [(TYPE_HEADER, self.type.encode())]
+        if tag is not None:
+            headers.append((IDEMPOTENCY_HEADER, tag.header()))
         try:
             value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
         except TypeError:
@@ -72,6 +78,7 @@ class Event:
     raw_value: bytes
     msgpack_value: bool
     topic_cursor: Cursor
+    tag: Tag | None = None
     _data: Any = None
     _decoded: bool = False
     _ids: dict[Scope, str] = field(default_factory=dict)
@@ -144,11 +151,14 @@ def event_from_record(
     """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""
     event_type = DEFAULT_TYPE
     is_msgpack = False
+    tag = None
     for name, header_value in headers:
         if name == TYPE_HEADER:
             event_type = header_value.decode("utf-8", errors="replace")
         elif name == CONTENT_TYPE_HEADER:
             is_msgpack = header_value == MSGPACK.encode()
+        elif name == IDEMPOTENCY_HEADER:
+            tag = Tag.parse(header_value)
     return Event(
         topic=topic,
         key=key.decode("utf-8", errors="replace") if key is not None else None,
@@ -159,4 +169,5 @@ def event_from_record(
         raw_value=value if value is not None else b"null",
         msgpack_value=is_msgpack,
         topic_cursor=topic_cursor,
+        tag=tag,
     )

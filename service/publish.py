@@ -14,7 +14,8 @@ from .config import Settings
 from .cursor import Cursor
 from .errors import KafkaUnavailable, UnknownTopic
 from .events import EventIn
-from .topics import TopicPolicy
+from .idempotency import Tag
+from .topics import TopicPolicy, partition_for_key
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +110,32 @@ class Publisher:
             log.info("publisher connected to %s", self._settings.kafka_bootstrap)
             return producer
 
-    async def publish(self, topic: str, events: list[EventIn]) -> list[Published]:
-        """Write ``events`` to ``topic``; return only after Kafka acknowledged every one."""
+    async def publish(
+        self, topic: str, events: list[EventIn], tags: list[Tag] | None = None
+    ) -> list[Published]:
+        """Write ``events`` to ``topic``; return only after Kafka acknowledged every one.
+
+        With idempotency ``tags``, an unkeyed event's partition follows from its tag, so a
+        retried write lands next to the first (see idempotency).
+        """
         if not self._policy.exposed(topic):
             raise UnknownTopic(f"topic {topic!r} is not exposed")
         producer = await self._connect()
         await self._ensure_topic(topic)
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
+                partitions = len(await producer.partitions_for(topic)) if tags else 0
                 pending = []
-                for event in events:
-                    key, value, headers = event.to_record()
-                    pending.append(await producer.send(topic, value, key=key, headers=headers))
+                for index, event in enumerate(events):
+                    tag = tags[index] if tags else None
+                    key, value, headers = event.to_record(tag)
+                    partition = None
+                    if tag is not None and key is None:
+                        partition = partition_for_key(f"{tag.key}/{tag.index}", partitions)
+                    sent = await producer.send(
+                        topic, value, key=key, headers=headers, partition=partition
+                    )
+                    pending.append(sent)
                 acked = await asyncio.gather(*pending)
         except (KafkaError, TimeoutError) as exc:
             self._known_topics.discard(topic)

@@ -116,7 +116,7 @@ class Resumer:
                 current[record.partition] = record.offset + 1
                 if key is not None and (record.key is None or record.key.decode() != key):
                     continue
-                yield event_from_record(
+                event = event_from_record(
                     broadcaster.topic,
                     record.partition,
                     record.offset,
@@ -126,6 +126,11 @@ class Resumer:
                     record.headers,
                     Cursor.of(current),
                 )
+                # A second copy of an idempotent publish is never delivered (see idempotency).
+                if event.tag is None or not broadcaster.idempotency.is_repeat(
+                    event.tag, event.partition, event.offset
+                ):
+                    yield event
         # Offsets may skip at the end (compaction, markers): the read reached the target.
         current.update(_raise_to(current, target))
 

@@ -13,6 +13,7 @@ from .broadcaster import Broadcaster, Broadcasters
 from .config import Settings
 from .consume import Feed
 from .errors import KafkaUnavailable, UnknownTopic
+from .ingest import Ingest
 from .metrics import Metrics
 from .outbox import Outbox, Subscription
 from .publish import Publisher
@@ -44,6 +45,7 @@ class Herald:
     policy: TopicPolicy
     broadcasters: Broadcasters
     publisher: Publisher
+    ingest: Ingest
     feed: Feed
     metrics: Metrics
     validator: EventValidator

@@ -6,7 +6,8 @@ import json
 
 from quart import Blueprint, Response, request
 
-from ..errors import KafkaUnavailable, TooLarge, UnsupportedMediaType
+from ..errors import BadParameter, KafkaUnavailable, TooLarge, UnsupportedMediaType
+from ..idempotency import MAX_KEY_CHARS
 from ..state import herald
 from ..wire import parse_json, parse_msgpack
 
@@ -24,13 +25,24 @@ async def publish(topic: str) -> Response:
         raise TooLarge(f"the body may hold at most {h.settings.max_body_bytes} bytes")
     raw = await request.get_data(cache=False)
     assert isinstance(raw, bytes)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not _valid_key(idempotency_key):
+        raise BadParameter(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters")
     body = parse_msgpack(raw) if media_type == "application/msgpack" else parse_json(raw)
     events = h.validator.batch(body)
     try:
-        published = await h.publisher.publish(topic, events)
+        published, replayed = await h.ingest.publish(topic, events, idempotency_key)
     except KafkaUnavailable:
         h.metrics.publish_failures.inc()
         raise
-    h.metrics.published.inc(len(published))
-    body = {"events": [item.as_dict() for item in published]}
-    return Response(json.dumps(body), status=201, mimetype="application/json")
+    if not replayed:
+        h.metrics.published.inc(len(published))
+    answer = {"events": [item.as_dict() for item in published]}
+    response = Response(json.dumps(answer), status=201, mimetype="application/json")
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _valid_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY_CHARS and key.isprintable()

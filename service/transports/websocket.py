@@ -13,6 +13,7 @@ from typing import Any
 from quart import Blueprint, Response, websocket
 
 from ..errors import HeraldError, Malformed
+from ..idempotency import MAX_KEY_CHARS
 from ..outbox import Outbox, Subscription
 from ..state import Herald, herald
 from ..wire import Format, decode_message, encode_message
@@ -28,7 +29,7 @@ CLOSE_TOO_LARGE = 4413
 CLOSE_WRONG_FRAME = 4415
 CLOSE_LAGGING = 4409
 CLOSE_GOING_AWAY = 4503
-_MAX_REF_CHARS = 128
+_MAX_REF_CHARS = MAX_KEY_CHARS
 
 
 class ProtocolViolation(Exception):
@@ -193,13 +194,17 @@ class Connection:
         topic = _text(message, "topic", True)
         assert topic is not None
         event_fields = {name: message[name] for name in ("type", "key", "data") if name in message}
+        # A string ref doubles as the publish's idempotency key: a client that resends after
+        # a reconnect (to any instance) gets the original id and no second event.
+        idempotency_key = ref if isinstance(ref, str) and ref.isprintable() and ref else None
         try:
             event = self.h.validator.one(event_fields)
-            published = await self.h.publisher.publish(topic, [event])
+            published, replayed = await self.h.ingest.publish(topic, [event], idempotency_key)
         except HeraldError as exc:
             self._error(exc, ref)
             return
-        self.h.metrics.published.inc()
+        if not replayed:
+            self.h.metrics.published.inc()
         self._send({"op": "ack", "ref": ref, "id": published[0].as_dict()["id"]})
 
     # -- outbound --------------------------------------------------------------------------
