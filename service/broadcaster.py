@@ -20,9 +20,11 @@ class Broadcaster:
     grow with the number of subscribers to other keys.
     """
 
-    def __init__(self, topic: str, ring_size: int, idempotency: IdempotencyIndex) -> None:
+    def __init__(
+        self, topic: str, ring_size: int, idempotency: IdempotencyIndex | None = None
+    ) -> None:
         self.topic = topic
-        self.idempotency = idempotency
+        self.idempotency = idempotency or IdempotencyIndex(window_s=600.0, max_keys=100_000)
         self.ring: deque[Event] = deque(maxlen=ring_size)
         # Next offset per partition: where the consumer stands, and so the live head.
         self.positions: dict[int, int] = {}

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from service.broadcaster import Broadcaster, Broadcasters
+from service.config import Settings
 from service.cursor import Cursor
 from service.events import Event, EventIn, Scope
 from service.outbox import Outbox
@@ -428,7 +429,7 @@ def test_a_keyed_overflow_unsubscribes_only_the_lagging_subscription() -> None:
 
 
 def test_broadcasters_creates_one_broadcaster_per_topic_on_first_use() -> None:
-    broadcasters = Broadcasters(ring_size=7)
+    broadcasters = Broadcasters(Settings(ring_size=7))
     orders = broadcasters.get("orders")
     assert broadcasters.get("orders") is orders
     payments = broadcasters.get("payments")
