@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -101,3 +103,35 @@ async def test_unexposed_topic_snapshot_is_404(server: HeraldProcess) -> None:
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         response = await client.get("/v1/topics/__consumer_offsets/snapshot")
     assert response.status_code == 404
+
+
+async def test_snapshot_then_stream_misses_nothing_while_events_keep_arriving(
+    server: HeraldProcess, topic: str
+) -> None:
+    total = 300
+    snapshot_taken = asyncio.Event()
+
+    async def keep_publishing() -> None:
+        for start in range(0, total, 10):
+            if start == total // 2:
+                # The second half races the client's switch from snapshot to stream.
+                await snapshot_taken.wait()
+            await publish(
+                server.base_url, topic, [{"data": n, "key": "k"} for n in range(start, start + 10)]
+            )
+
+    async with sse(server.base_url, f"/v1/topics/{topic}/stream?key=k") as first:
+        publishing = asyncio.create_task(keep_publishing())
+        for _ in range(total // 2):
+            await first.next_event()  # the first half is consumed by this instance
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        params = {"key": "k", "limit": 1000}
+        snapshot = (await client.get(f"/v1/topics/{topic}/snapshot", params=params)).json()
+    snapshot_taken.set()
+    seen = [event["data"] for event in snapshot["events"]]
+    path = f"/v1/topics/{topic}/stream?key=k&since={snapshot['cursor']}"
+    async with sse(server.base_url, path) as stream:
+        rest = total - len(seen)
+        streamed = [(await stream.next_event()).json()["data"] for _ in range(rest)]
+    await publishing
+    assert seen + streamed == list(range(total))
