@@ -42,6 +42,8 @@ async def test_http_bodies_match_openapi(server: HeraldProcess, topic: str) -> N
             Draft202012Validator(EVENT_SCHEMA).validate(message.json())
         snapshot = await client.get(f"/v1/topics/{topic}/snapshot")
         check("Snapshot", snapshot.json())
+        page = await client.get(f"/v1/topics/{topic}/events", params={"limit": 1})
+        check("HistoryPage", page.json())
         problem = await client.post(f"/v1/topics/{topic}/events", json={"nodata": 1})
         check("Problem", problem.json())
         ready = await client.get("/readyz")
