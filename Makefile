@@ -41,7 +41,7 @@ kafka-cluster-down: ## stop the three local nodes
 run: install kafka-fetch ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
 	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
 	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
-	$(BIN)/herald serve
+	HERALD_PUBLISH_OPEN=$${HERALD_PUBLISH_OPEN:-true} $(BIN)/herald serve
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check service tests

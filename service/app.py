@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import demo, health
+from .access import Access
+from .auth import TokenVerifier
 from .broadcaster import Broadcasters
+from .browser_security import Origins, decorate, preflight
 from .config import Settings, load_settings
 from .consume import Feed
 from .errors import HeraldError
 from .history import History
 from .ingest import Ingest
+from .limits import ConnectionLimits, RateLimiter
 from .metrics import Metrics
 from .problems import http_problem_response, problem_response
 from .publish import Publisher
@@ -30,16 +34,28 @@ def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or load_settings()
     app = Quart(__name__, static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # A body that trickles in (slowloris) is cut off rather than held open for a minute.
+    app.config["BODY_TIMEOUT"] = settings.body_timeout_s
     policy = TopicPolicy(settings)
     metrics = Metrics()
     broadcasters = Broadcasters(settings)
     publisher = Publisher(settings, policy)
+    origins = Origins(settings)
     h = Herald(
         settings=settings,
         policy=policy,
         broadcasters=broadcasters,
         publisher=publisher,
         ingest=Ingest(publisher, broadcasters),
+        access=Access(settings, TokenVerifier(settings)),
+        origins=origins,
+        address_rate=RateLimiter(
+            settings.publish_rate_per_address, settings.publish_burst_per_address
+        ),
+        token_rate=RateLimiter(settings.publish_rate_per_token, settings.publish_burst_per_token),
+        connections=ConnectionLimits(
+            settings.max_connections_per_address, settings.max_connections
+        ),
         feed=Feed(settings, policy, broadcasters, metrics),
         metrics=metrics,
         validator=EventValidator(settings.max_batch_events),
@@ -48,6 +64,15 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["herald"] = h
     for module in (http_publish, http_snapshot, http_history, sse, websocket, health, demo):
         app.register_blueprint(module.blueprint)
+
+    @app.before_request
+    async def answer_preflight() -> Response | None:
+        return preflight(origins) if request.method == "OPTIONS" else None
+
+    @app.after_request
+    async def browser_headers(response: Response) -> Response:
+        return decorate(response, origins, settings)
+
     app.register_error_handler(HeraldError, problem_response)
     app.register_error_handler(HTTPException, http_problem_response)
 

@@ -46,6 +46,35 @@ class Settings:
     ws_heartbeat_s: float = 25.0
     send_timeout_s: float = 10.0
     shutdown_grace_s: float = 5.0
+    # Access control (see README "Security").
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwks_file: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_s: float = 30.0
+    token_cookie: str = "herald_token"
+    private_topics: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    publish_open: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    hsts_max_age_s: int = 31_536_000
+    hsts_include_subdomains: bool = True
+    # Limits.
+    max_subscriptions: int = 100
+    max_connections: int = 10_000
+    max_connections_per_address: int = 256
+    # Events per second (a batch counts each event), per client address and per token.
+    publish_rate_per_address: float = 5000.0
+    publish_burst_per_address: int = 20_000
+    publish_rate_per_token: float = 1000.0
+    publish_burst_per_token: int = 5000
+    ws_message_rate_per_s: float = 100.0
+    ws_message_burst: int = 200
+    ws_idle_timeout_s: float = 30.0
+    body_timeout_s: float = 10.0
+    trust_forwarded_for: bool = False
     log_level: str = "INFO"
 
     @property
@@ -101,10 +130,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _check(settings: Settings) -> None:
-    try:
-        re.compile(settings.topics)
-    except re.error as exc:
-        raise ConfigError(f"HERALD_TOPICS is not a regular expression: {exc}") from None
+    for name in ("topics", "private_topics"):
+        try:
+            re.compile(getattr(settings, name))
+        except re.error as exc:
+            raise ConfigError(f"HERALD_{name.upper()} is not a regular expression: {exc}") from None
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("HERALD_TLS_CERT and HERALD_TLS_KEY go together")
     if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():
         raise ConfigError(f"HERALD_BIND must be host:port, not {settings.bind!r}")
     positive = (

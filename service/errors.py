@@ -11,6 +11,8 @@ HeraldError
 ├── UnsupportedMediaType   415
 ├── Invalid                422  well-formed but violates the schema
 ├── RateLimited            429  (Retry-After)
+│   └── TooManySubscriptions 429  per WebSocket connection
+├── ServiceBusy            503  connection cap reached (Retry-After)
 └── KafkaUnavailable       503  (Retry-After)
 """
 
@@ -90,6 +92,14 @@ class Invalid(HeraldError):
 
 class RateLimited(HeraldError):
     status, code, title = 429, "rate-limited", "Too many requests"
+
+
+class TooManySubscriptions(RateLimited):
+    code, title = "too-many-subscriptions", "Too many subscriptions"
+
+
+class ServiceBusy(HeraldError):
+    status, code, title = 503, "busy", "Too many connections"
 
 
 class KafkaUnavailable(HeraldError):

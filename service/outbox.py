@@ -37,6 +37,7 @@ class Outbox:
     """
 
     __slots__ = (
+        "__weakref__",
         "_drained",
         "_items",
         "_pending_events",

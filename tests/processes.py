@@ -139,6 +139,12 @@ class HeraldProcess:
             "HERALD_BIND": f"127.0.0.1:{self.port}",
             "HERALD_KAFKA_BOOTSTRAP": bootstrap,
             "HERALD_TOPIC_REFRESH_S": "0.3",
+            # Most tests are about delivery, not access: they publish without a token.
+            # The security tests start servers with publish_open="false".
+            "HERALD_PUBLISH_OPEN": "true",
+            # Load and fault tests publish fast from one address; the limit tests set these.
+            "HERALD_PUBLISH_RATE_PER_ADDRESS": "1000000",
+            "HERALD_PUBLISH_BURST_PER_ADDRESS": "1000000",
             **{f"HERALD_{name.upper()}": value for name, value in settings.items()},
         }
         self.process: subprocess.Popen[bytes] | None = None

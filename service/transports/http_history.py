@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, request
 
+from .. import cache_policy
 from ..broadcaster import Broadcaster
 from ..outbox import Outbox
 from ..resume import EARLIEST, Page
 from ..state import herald
 from ..wire import Format, dump_json
+from .identity import principal_of
 from .params import int_param, key_param
 
 blueprint = Blueprint("history", __name__)
@@ -24,7 +26,7 @@ async def history(topic: str) -> Response:
     limit = int_param(request.args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     wait = int_param(request.args, "wait", 0, 0, h.settings.max_wait_s)
     after = request.args.get("after") or EARLIEST
-    broadcaster = await h.broadcaster(topic)
+    broadcaster = await h.readable(topic, key, principal_of(h, request))
     start = await h.resumer.start(broadcaster, key, after)
     page = await h.resumer.page(broadcaster, key, start.cursor, limit)
     if not page.events and wait:
@@ -36,8 +38,9 @@ async def history(topic: str) -> Response:
     if not start.recovered:
         # The cursor's events are gone from Kafka: say so rather than skip them silently.
         body["reset"] = start.cursor.encode(topic)
+    cache_control = cache_policy.history(h.access.is_private(topic))
     return Response(
-        dump_json(body), mimetype="application/json", headers={"Cache-Control": "no-cache"}
+        dump_json(body), mimetype="application/json", headers={"Cache-Control": cache_control}
     )
 
 

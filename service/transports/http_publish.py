@@ -10,6 +10,7 @@ from ..errors import BadParameter, KafkaUnavailable, TooLarge, UnsupportedMediaT
 from ..idempotency import MAX_KEY_CHARS
 from ..state import herald
 from ..wire import parse_json, parse_msgpack
+from .identity import client_address, principal_of
 
 blueprint = Blueprint("publish", __name__)
 
@@ -17,6 +18,7 @@ blueprint = Blueprint("publish", __name__)
 @blueprint.post("/v1/topics/<topic>/events")
 async def publish(topic: str) -> Response:
     h = herald()
+    principal = principal_of(h, request)
     media_type = (request.mimetype or "").lower()
     if media_type not in ("application/json", "application/msgpack"):
         raise UnsupportedMediaType("send application/json or application/msgpack")
@@ -30,6 +32,7 @@ async def publish(topic: str) -> Response:
         raise BadParameter(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters")
     body = parse_msgpack(raw) if media_type == "application/msgpack" else parse_json(raw)
     events = h.validator.batch(body)
+    h.admit_publish(principal, client_address(h, request), topic, events)
     try:
         published, replayed = await h.ingest.publish(topic, events, idempotency_key)
     except KafkaUnavailable:

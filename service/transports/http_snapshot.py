@@ -6,9 +6,11 @@ from urllib.parse import urlencode
 
 from quart import Blueprint, Response, request
 
+from .. import cache_policy
 from ..events import Scope
 from ..state import herald
 from ..wire import dump_json
+from .identity import principal_of
 from .params import int_param, key_param
 
 blueprint = Blueprint("snapshot", __name__)
@@ -21,17 +23,14 @@ async def snapshot(topic: str) -> Response:
     h = herald()
     key = key_param(request.args)
     limit = int_param(request.args, "limit", h.settings.snapshot_limit, 1, MAX_LIMIT)
-    broadcaster = await h.broadcaster(topic)
+    broadcaster = await h.readable(topic, key, principal_of(h, request))
     cursor = broadcaster.cursor(key).encode(topic)
     # The cursor names every event the body can hold, so it is a strong validator.
     etag = f'"{cursor}"'
     stream_query = urlencode({k: v for k, v in (("key", key), ("since", cursor)) if v})
     headers = {
         "ETag": etag,
-        "Cache-Control": (
-            f"public, max-age={h.settings.snapshot_max_age_s}, "
-            f"stale-while-revalidate={h.settings.snapshot_stale_while_revalidate_s}"
-        ),
+        "Cache-Control": cache_policy.snapshot(h.settings, h.access.is_private(topic)),
         "Link": f'</v1/topics/{topic}/stream?{stream_query}>; rel="stream"',
     }
     if request.if_none_match.contains(cursor):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 from quart import Blueprint, Response, request
 
@@ -11,6 +12,7 @@ from ..outbox import Outbox, Subscription
 from ..state import Herald, Opened, herald
 from ..wire import Format, dump_json, sse_frame
 from .catch_up import cancel, start_catch_up
+from .identity import client_address, principal_of
 from .params import key_param
 
 blueprint = Blueprint("sse", __name__)
@@ -24,8 +26,18 @@ async def stream(topic: str) -> Response:
     key = key_param(request.args)
     # A reconnecting EventSource sends the last id it saw; it wins over the first-connect URL.
     since = request.headers.get("Last-Event-ID") or request.args.get("since") or None
+    principal = principal_of(h, request)
+    address = client_address(h, request)
     outbox = Outbox(Format.SSE, h.settings.subscriber_queue_size)
-    opened = await h.open(outbox, topic, key, since)
+    h.connections.acquire(address)
+    # Released when the stream ends, or when the outbox is collected: a body that is never
+    # iterated (the client left first) never runs its own finally.
+    release = weakref.finalize(outbox, h.connections.release, address)
+    try:
+        opened = await h.open(outbox, topic, key, since, principal)
+    except BaseException:
+        release()
+        raise
     preamble = sse_frame(retry=h.settings.sse_retry_ms)
     if opened.reset_to is not None:
         preamble += sse_frame(
@@ -34,7 +46,7 @@ async def stream(topic: str) -> Response:
             data=dump_json({"topic": topic, "key": key, "cursor": opened.reset_to}),
         )
     response = Response(
-        _events(h, outbox, opened, preamble),
+        _events(h, outbox, opened, preamble, release),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -44,7 +56,7 @@ async def stream(topic: str) -> Response:
 
 
 async def _events(
-    h: Herald, outbox: Outbox, opened: Opened, preamble: bytes
+    h: Herald, outbox: Outbox, opened: Opened, preamble: bytes, release: Callable[[], object]
 ) -> AsyncIterator[bytes]:
     subscription = opened.subscription
     failed: list[HeraldError] = []
@@ -80,6 +92,7 @@ async def _events(
     finally:
         await cancel(catch_up)
         h.close(subscription)
+        release()
         h.outboxes.discard(outbox)
         h.metrics.connections.labels("sse").dec()
 

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from quart import Blueprint, Response, websocket
 
-from ..errors import HeraldError, Malformed
+from ..auth import Principal
+from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
 from ..idempotency import MAX_KEY_CHARS
+from ..limits import RateLimiter
 from ..outbox import Outbox, Subscription
+from ..problems import problem_response
 from ..state import Herald, herald
 from ..wire import Format, decode_message, encode_message
 from .catch_up import cancel, start_catch_up
+from .identity import client_address, origin_allowed, principal_of
 
 blueprint = Blueprint("websocket", __name__)
 
@@ -29,6 +34,9 @@ CLOSE_TOO_LARGE = 4413
 CLOSE_WRONG_FRAME = 4415
 CLOSE_LAGGING = 4409
 CLOSE_GOING_AWAY = 4503
+CLOSE_TOKEN_EXPIRED = 4401
+CLOSE_IDLE = 4408
+CLOSE_RATE_LIMITED = 4429
 _MAX_REF_CHARS = MAX_KEY_CHARS
 
 
@@ -51,9 +59,21 @@ async def ws() -> Response | None:
         (name for name in websocket.requested_subprotocols if SUBPROTOCOLS.get(name) is fmt),
         None,
     )
-    await websocket.accept(subprotocol=subprotocol)
-    connection = Connection(h, fmt)
-    await connection.run()
+    # Refused before the upgrade: a page of another site must not ride on a visitor's
+    # cookies (cross-site WebSocket hijacking), and limits hold before any work is done.
+    if not origin_allowed(h, websocket):
+        return problem_response(Forbidden("WebSocket from a page of another origin"))
+    address = client_address(h, websocket)
+    try:
+        principal = principal_of(h, websocket)
+        h.connections.acquire(address)
+    except HeraldError as exc:
+        return problem_response(exc)
+    try:
+        await websocket.accept(subprotocol=subprotocol)
+        await Connection(h, fmt, principal).run()
+    finally:
+        h.connections.release(address)
     return None
 
 
@@ -69,9 +89,15 @@ def _negotiate(requested: list[str]) -> Format | None:
 class Connection:
     """The state of one WebSocket: its outbox and its subscriptions by (topic, key)."""
 
-    def __init__(self, h: Herald, fmt: Format) -> None:
+    def __init__(self, h: Herald, fmt: Format, principal: Principal | None) -> None:
         self.h = h
         self.fmt = fmt
+        self.principal = principal
+        self.address = client_address(h, websocket)
+        # Quart queues inbound messages without bound: a flood is cut off here.
+        self.message_rate = RateLimiter(
+            h.settings.ws_message_rate_per_s, h.settings.ws_message_burst
+        )
         self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
@@ -80,14 +106,15 @@ class Connection:
         h = self.h
         h.outboxes.add(self.outbox)
         h.metrics.connections.labels("ws").inc()
-        writer = asyncio.create_task(self._write())
-        reader = asyncio.create_task(self._read())
+        tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._read())]
+        if self.principal is not None and self.principal.expires_at is not None:
+            tasks.append(asyncio.create_task(self._expire(self.principal.expires_at)))
         try:
-            await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, writer):
+            for task in tasks:
                 task.cancel()
-            for task in (reader, writer):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             for task in self.catch_ups.values():
@@ -111,7 +138,18 @@ class Connection:
                 }
             )
         while True:
-            frame = await websocket.receive()
+            # A connection that follows nothing and says nothing is only holding a socket.
+            idle = None if self.subscriptions else self.h.settings.ws_idle_timeout_s
+            try:
+                frame = await asyncio.wait_for(websocket.receive(), idle)
+            except TimeoutError:
+                await self._close(CLOSE_IDLE, "idle: no subscription and no message")
+                return
+            try:
+                self.message_rate.take("messages")
+            except RateLimited:
+                await self._close(CLOSE_RATE_LIMITED, "too many messages")
+                return
             try:
                 message = decode_message(frame, self.fmt)
                 await self._handle(message)
@@ -146,7 +184,13 @@ class Connection:
         since = _text(message, "since", False)
         assert topic is not None
         try:
-            opened = await self.h.open(self.outbox, topic, key, since)
+            if (topic, key) not in self.subscriptions and len(
+                self.subscriptions
+            ) >= self.h.settings.max_subscriptions:
+                raise TooManySubscriptions(
+                    f"at most {self.h.settings.max_subscriptions} subscriptions per connection"
+                )
+            opened = await self.h.open(self.outbox, topic, key, since, self.principal)
         except HeraldError as exc:
             self._error(exc, None, topic=topic, key=key)
             return
@@ -199,6 +243,7 @@ class Connection:
         idempotency_key = ref if isinstance(ref, str) and ref.isprintable() and ref else None
         try:
             event = self.h.validator.one(event_fields)
+            self.h.admit_publish(self.principal, self.address, topic, [event])
             published, replayed = await self.h.ingest.publish(topic, [event], idempotency_key)
         except HeraldError as exc:
             self._error(exc, ref)
@@ -247,6 +292,11 @@ class Connection:
             if outbox.closed:
                 await self._close(CLOSE_GOING_AWAY, "server shutting down: reconnect and resume")
                 return
+
+    async def _expire(self, expires_at: float) -> None:
+        """Close when the token expires: the client reconnects with a fresh one."""
+        await asyncio.sleep(max(0.0, expires_at + self.h.settings.jwt_leeway_s - time.time()))
+        await self._close(CLOSE_TOKEN_EXPIRED, "token expired: reconnect with a new one")
 
     async def _close(self, code: int, reason: str) -> None:
         # A close reason is at most 123 bytes.

@@ -1,0 +1,76 @@
+"""Limits that keep one client from hurting the others: rates and connection counts."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .errors import RateLimited, ServiceBusy
+
+# Buckets of clients not seen for a while are forgotten first beyond this many.
+_MAX_BUCKETS = 100_000
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Token buckets per name (an address, a token's subject): ``rate`` per second, ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def take(self, name: str, amount: float = 1.0) -> None:
+        """Spend ``amount``; raise RateLimited (with Retry-After) when the bucket is short."""
+        now = time.monotonic()
+        bucket = self._buckets.pop(name, None) or _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        self._buckets[name] = bucket
+        while len(self._buckets) > _MAX_BUCKETS:
+            self._buckets.popitem(last=False)
+        if amount > bucket.tokens:
+            wait = (amount - bucket.tokens) / self._rate if self._rate > 0 else 60.0
+            raise RateLimited(
+                f"rate limit: {self._rate:g} per second, bursts of {self._burst:g}",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        bucket.tokens -= amount
+
+
+class ConnectionLimits:
+    """Open streaming connections, per client address and in all."""
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self._per_address = per_address
+        self._total = total
+        self._open: dict[str, int] = {}
+        self.count = 0
+
+    def acquire(self, address: str) -> None:
+        """Count a new connection; 503 past the global cap, 429 past the per-address one."""
+        if self.count >= self._total:
+            raise ServiceBusy(
+                f"this instance holds its maximum of {self._total} connections", retry_after=5
+            )
+        if self._open.get(address, 0) >= self._per_address:
+            raise RateLimited(
+                f"at most {self._per_address} connections per client address", retry_after=5
+            )
+        self._open[address] = self._open.get(address, 0) + 1
+        self.count += 1
+
+    def release(self, address: str) -> None:
+        left = self._open.get(address, 0) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
+        self.count -= 1
