@@ -26,6 +26,10 @@ def hypercorn_config(settings: Settings) -> Config:
     # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
     # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
     config.websocket_ping_interval = None
+    if settings.tls_cert:
+        # With a certificate Hypercorn offers HTTP/2 (and HTTP/1.1) through ALPN.
+        config.certfile = settings.tls_cert
+        config.keyfile = settings.tls_key
     return config
 
 
@@ -43,5 +47,6 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    log.info("Herald on http://%s (Kafka %s)", settings.bind, settings.kafka_bootstrap)
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("Herald on %s://%s (Kafka %s)", scheme, settings.bind, settings.kafka_bootstrap)
     await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .processes import HeraldProcess, KafkaBroker, StartServer
+from .tokens import ISSUED
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +67,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).parent.name == "integration":
             item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite: no token any test issued appears in any process's log."""
+    yield
+    leaked = [
+        str(path)
+        for path in tmp_path_factory.getbasetemp().rglob("*.log")
+        if any(issued in path.read_text(errors="replace") for issued in ISSUED)
+    ]
+    assert not leaked, f"tokens found in logs: {leaked}"

@@ -1,0 +1,36 @@
+"""service/limits.py: token buckets and connection counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import RateLimited, ServiceBusy
+from service.limits import ConnectionLimits, RateLimiter
+
+
+def test_a_bucket_allows_its_burst_then_refuses_with_retry_after() -> None:
+    limiter = RateLimiter(rate=1.0, burst=5)
+    limiter.take("a", 5)
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("a", 3)
+    assert refused.value.retry_after is not None and refused.value.retry_after >= 1
+    limiter.take("b", 5)  # another client has its own bucket
+
+
+def test_a_batch_larger_than_the_burst_is_always_refused() -> None:
+    with pytest.raises(RateLimited):
+        RateLimiter(rate=1000.0, burst=10).take("a", 11)
+
+
+def test_connections_are_capped_per_address_and_in_all() -> None:
+    limits = ConnectionLimits(per_address=2, total=3)
+    limits.acquire("a")
+    limits.acquire("a")
+    with pytest.raises(RateLimited):
+        limits.acquire("a")
+    limits.acquire("b")
+    with pytest.raises(ServiceBusy):
+        limits.acquire("c")
+    limits.release("a")
+    limits.acquire("c")
+    assert limits.count == 3
