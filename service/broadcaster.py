@@ -171,6 +171,8 @@ class Broadcaster:
             subscription = Subscription(self.topic, key, outbox, cursor=start.encode(self.topic))
         if since is not None:
             start_at = since.as_dict()
+            if key is None:
+                subscription.floor = start_at
             for event in self.events_after(since, key):
                 outbox.put_event(subscription, event)
             # A cursor from an instance further ahead: skip what it already covers.

@@ -111,9 +111,21 @@ class Event:
         moment = _EPOCH + timedelta(milliseconds=milliseconds)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    def as_dict(self, scope: Scope) -> dict[str, Any]:
+    def raised_to(self, floor: dict[int, int]) -> Cursor | None:
+        """This event's topic cursor raised to ``floor`` on every partition; None if no raise.
+
+        A subscriber that resumed from a cursor of another instance (whose partitions were
+        interleaved differently) may hold a position ahead of this instance's cursor on some
+        partition: its ids must never go back below what it already has.
+        """
+        own = self.topic_cursor.as_dict()
+        if all(own.get(partition, 0) >= offset for partition, offset in floor.items()):
+            return None
+        return Cursor.of({p: max(own.get(p, 0), floor.get(p, 0)) for p in own.keys() | floor})
+
+    def as_dict(self, scope: Scope, event_id: str | None = None) -> dict[str, Any]:
         return {
-            "id": self.id(scope),
+            "id": event_id or self.id(scope),
             "topic": self.topic,
             "key": self.key,
             "type": self.type,

@@ -91,41 +91,64 @@ class Batch:
 
 
 class IdempotencyIndex:
-    """Idempotency keys seen in one topic within ``window_s``, at most ``max_keys`` of them."""
+    """Idempotency keys seen in one topic within ``window_s``, at most ``max_keys`` of each kind.
+
+    Two kinds: what the consumer read (the first copy in partition order, the same on every
+    instance, so the only one that decides which copy is delivered), and what this
+    instance's own publishes were answered with (so a quick retry here is answered at once).
+    """
 
     def __init__(self, window_s: float, max_keys: int) -> None:
         self._window_s = window_s
         self._max_keys = max_keys
-        self._batches: OrderedDict[str, Batch] = OrderedDict()
+        self._consumed: OrderedDict[str, Batch] = OrderedDict()
+        self._answered: OrderedDict[str, Batch] = OrderedDict()
 
     def lookup(self, key: str) -> Batch | None:
         """The batch written under ``key``, once every one of its records is known."""
-        self._expire()
-        batch = self._batches.get(key)
-        return batch if batch is not None and batch.complete else None
+        for batches in (self._consumed, self._answered):
+            self._expire(batches)
+            batch = batches.get(key)
+            if batch is not None and batch.complete:
+                return batch
+        return None
 
     def is_repeat(self, tag: Tag, partition: int, offset: int) -> bool:
-        """Whether another record already carried this tag: this one must not be delivered."""
-        batch = self._batches.get(tag.key)
+        """Whether an earlier record carried this tag: this one must not be delivered."""
+        batch = self._consumed.get(tag.key)
         if batch is None:
             return False
         first = batch.parts.get(tag.index)
         return first is not None and (first.partition, first.offset) != (partition, offset)
 
     def record(self, tag: Tag, partition: int, offset: int, event_key: str | None) -> None:
-        """Note where a tagged record was stored (the first copy wins)."""
-        self._expire()
-        batch = self._batches.get(tag.key)
-        if batch is None:
-            batch = self._batches[tag.key] = Batch(tag.digest, tag.count, time.monotonic())
-        batch.parts.setdefault(tag.index, Written(partition, offset, event_key))
-        while len(self._batches) > self._max_keys:
-            self._batches.popitem(last=False)
+        """The consumer read a tagged record (the first copy wins)."""
+        self._note(self._consumed, tag, partition, offset, event_key)
 
-    def _expire(self) -> None:
+    def answered(self, tag: Tag, partition: int, offset: int, event_key: str | None) -> None:
+        """This instance's publish of a tagged record was acknowledged there."""
+        self._note(self._answered, tag, partition, offset, event_key)
+
+    def _note(
+        self,
+        batches: OrderedDict[str, Batch],
+        tag: Tag,
+        partition: int,
+        offset: int,
+        event_key: str | None,
+    ) -> None:
+        self._expire(batches)
+        batch = batches.get(tag.key)
+        if batch is None:
+            batch = batches[tag.key] = Batch(tag.digest, tag.count, time.monotonic())
+        batch.parts.setdefault(tag.index, Written(partition, offset, event_key))
+        while len(batches) > self._max_keys:
+            batches.popitem(last=False)
+
+    def _expire(self, batches: OrderedDict[str, Batch]) -> None:
         horizon = time.monotonic() - self._window_s
-        while self._batches:
-            oldest = next(iter(self._batches.values()))
+        while batches:
+            oldest = next(iter(batches.values()))
             if oldest.seen_at >= horizon:
                 return
-            self._batches.popitem(last=False)
+            batches.popitem(last=False)

@@ -38,7 +38,7 @@ class Ingest:
         try:
             published = await self._publisher.publish(topic, events, tags)
             for tag, item in zip(tags, published, strict=True):
-                index.record(tag, item.partition, item.offset, item.key)
+                index.answered(tag, item.partition, item.offset, item.key)
             return published, False
         finally:
             del self._running[name]

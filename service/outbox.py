@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .events import Event, Scope
-from .wire import Format, event_frame
+from .wire import Format, event_frame, own_event_frame
 
 
 @dataclass(eq=False, slots=True)
@@ -22,10 +22,23 @@ class Subscription:
     # Events whose partition offset is below this are already covered by the start cursor;
     # they may still be in flight from the consumer when a resume replays the ring.
     skip_below: dict[int, int] = field(default_factory=dict)
+    # A whole-topic resume's start: ids are raised to it until this instance's own cursor
+    # passes it (see Event.raised_to), then this is dropped and frames are shared again.
+    floor: dict[int, int] | None = None
 
     @property
     def scope(self) -> Scope:
         return Scope.PARTITION if self.key is not None else Scope.TOPIC
+
+    def own_id(self, event: Event) -> str | None:
+        """This subscriber's id for ``event`` when the shared one would go back; else None."""
+        if self.floor is None:
+            return None
+        raised = event.raised_to(self.floor)
+        if raised is None:
+            self.floor = None  # cursors only grow from here: shared ids are exact again
+            return None
+        return raised.encode(self.topic)
 
 
 class Outbox:
@@ -53,7 +66,8 @@ class Outbox:
         self.capacity = capacity
         self.overflowed = False
         self.closed = False
-        self._items: deque[tuple[Subscription, Event] | bytes | str] = deque()
+        # An event waits with its subscriber's own id when that differs from the shared one.
+        self._items: deque[tuple[Subscription, Event, str | None] | bytes | str] = deque()
         self._pending_events = 0
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
@@ -67,7 +81,10 @@ class Outbox:
             self._ready.set()
             self._drained.set()
             return False
-        self._items.append((subscription, event))
+        # The raised id is fixed now, in queue order: a floor set at a hand-over must not
+        # touch the catch-up events still waiting ahead of it.
+        own_id = subscription.own_id(event) if subscription.floor is not None else None
+        self._items.append((subscription, event, own_id))
         self._pending_events += 1
         self._ready.set()
         return True
@@ -128,20 +145,22 @@ class Outbox:
         while items:
             item = items.popleft()
             if isinstance(item, tuple):
-                subscription, event = item
-                frames.append(event_frame(event, self.fmt, subscription.scope))
-                subscription.cursor = event.id(subscription.scope)
+                subscription, event, own_id = item
+                if own_id is None:
+                    frames.append(event_frame(event, self.fmt, subscription.scope))
+                    subscription.cursor = event.id(subscription.scope)
+                else:
+                    frames.append(own_event_frame(event, self.fmt, subscription.scope, own_id))
+                    subscription.cursor = own_id
             else:
                 frames.append(item)
         self._after_drain()
         return frames
 
-    def drain_events(self) -> list[tuple[Subscription, Event]]:
+    def drain_events(self) -> list[Event]:
         """Take the waiting events themselves (for a long-poll, which renders its own page)."""
-        events = [item for item in self._items if isinstance(item, tuple)]
+        events = [item[1] for item in self._items if isinstance(item, tuple)]
         self._items.clear()
-        for subscription, event in events:
-            subscription.cursor = event.id(subscription.scope)
         self._after_drain()
         return events
 

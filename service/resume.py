@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from .broadcaster import Broadcaster
 from .cursor import Cursor
@@ -37,6 +38,17 @@ class Page:
     events: list[Event]
     next: Cursor
     scope: Scope
+    after: Cursor
+
+    def render(self) -> list[dict[str, Any]]:
+        """The events as delivered; whole-topic ids never fall below the page's start."""
+        floor = self.after.as_dict() if self.scope is Scope.TOPIC else {}
+        rendered = []
+        for event in self.events:
+            raised = event.raised_to(floor) if floor else None
+            own_id = raised.encode(event.topic) if raised is not None else None
+            rendered.append(event.as_dict(self.scope, own_id))
+        return rendered
 
 
 class Resumer:
@@ -94,14 +106,14 @@ class Resumer:
                 async for event in reading:
                     events.append(event)
                     if len(events) == limit:
-                        return Page(events, event.cursor(scope), scope)
+                        return Page(events, event.cursor(scope), scope, after)
         for event in broadcaster.events_after(Cursor.of(current), key):
             events.append(event)
             current[event.partition] = event.offset + 1
             if len(events) == limit:
-                return Page(events, _after_ring_event(event, scope, current), scope)
+                return Page(events, _after_ring_event(event, scope, current), scope, after)
         head = broadcaster.cursor(key).as_dict()
-        return Page(events, Cursor.of(_raise_to(current, head)), scope)
+        return Page(events, Cursor.of(_raise_to(current, head)), scope, after)
 
     async def _read(
         self,

@@ -80,15 +80,22 @@ def event_frame(event: Event, fmt: Format, scope: Scope) -> bytes | str:
     return frame
 
 
-def _encode_event(event: Event, fmt: Format, scope: Scope) -> bytes | str:
+def _encode_event(
+    event: Event, fmt: Format, scope: Scope, event_id: str | None = None
+) -> bytes | str:
     if fmt is Format.MSGPACK:
-        return dump_msgpack({"op": "event", **event.as_dict(scope)})
-    body = dump_json(event.as_dict(scope))
+        return dump_msgpack({"op": "event", **event.as_dict(scope, event_id)})
+    body = dump_json(event.as_dict(scope, event_id))
     if fmt is Format.SSE:
-        sse = ServerSentEvent(data=body, id=event.id(scope), event=event.type)
+        sse = ServerSentEvent(data=body, id=event_id or event.id(scope), event=event.type)
         return sse.encode()
     # The WS message is the event object with "op" first: splice rather than encode twice.
     return '{"op":"event",' + body[1:]
+
+
+def own_event_frame(event: Event, fmt: Format, scope: Scope, event_id: str) -> bytes | str:
+    """The frame for one subscriber whose id for ``event`` differs from the shared one."""
+    return _encode_event(event, fmt, scope, event_id)
 
 
 def sse_frame(

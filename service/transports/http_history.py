@@ -6,6 +6,7 @@ from quart import Blueprint, Response, request
 
 from .. import cache_policy
 from ..broadcaster import Broadcaster
+from ..events import Scope
 from ..outbox import Outbox
 from ..resume import EARLIEST, Page
 from ..state import herald
@@ -32,7 +33,7 @@ async def history(topic: str) -> Response:
     if not page.events and wait:
         page = await _wait_for_events(broadcaster, key, page, limit, wait)
     body = {
-        "events": [event.as_dict(page.scope) for event in page.events],
+        "events": page.render(),
         "next": page.next.encode(topic),
     }
     if not start.recovered:
@@ -56,7 +57,10 @@ async def _wait_for_events(
     try:
         if not await outbox.wait(wait):
             return empty
-        events = [event for _, event in outbox.drain_events()][:limit]
+        events = outbox.drain_events()[:limit]
     finally:
         broadcaster.unsubscribe(subscription)
-    return Page(events, events[-1].cursor(empty.scope), empty.scope)
+    last = events[-1]
+    floor = empty.next.as_dict() if empty.scope is Scope.TOPIC else {}
+    next_cursor = (last.raised_to(floor) if floor else None) or last.cursor(empty.scope)
+    return Page(events, next_cursor, empty.scope, empty.next)

@@ -436,3 +436,24 @@ def test_broadcasters_creates_one_broadcaster_per_topic_on_first_use() -> None:
     assert (orders.topic, payments.topic) == ("orders", "payments")
     assert orders.ring.maxlen == 7
     assert list(broadcasters) == [orders, payments]
+
+
+# -- resuming with a cursor of another instance ----------------------------------------------
+
+
+def test_ids_after_a_resume_never_fall_below_the_cursor_brought_from_another_instance() -> None:
+    """This instance read e (partition 0) before r (partition 1); the client's instance gave
+    it r first, so its cursor is {0: 0, 1: 1}. Resuming here must deliver e with an id that
+    still covers r: otherwise a second resume from e's id would repeat r."""
+    broadcaster = new_broadcaster()
+    put(broadcaster, "e", partition=0)
+    put(broadcaster, "r", partition=1)
+    held = Cursor.of({0: 0, 1: 1})
+    box = outbox()
+    broadcaster.subscribe(box, None, held)
+    frames = [json.loads(frame) for frame in box.drain()]
+    assert [frame["data"] for frame in frames] == ["e"]
+    assert Cursor.decode(TOPIC, frames[0]["id"]).as_dict() == {0: 1, 1: 1, 2: 0}
+    # Once this instance's own cursor covers the held one, frames are shared again.
+    shared = put(broadcaster, "next", partition=2)
+    assert [json.loads(frame)["id"] for frame in box.drain()] == [shared.id(Scope.TOPIC)]

@@ -64,3 +64,15 @@ def test_expired_and_excess_keys_are_forgotten() -> None:
         small.record(t, 0, 1, None)
     assert small.lookup("a") is None
     assert small.lookup("b") is not None and small.lookup("c") is not None
+
+
+def test_a_local_answer_never_decides_which_copy_is_delivered() -> None:
+    """A retry answered here before the consumer saw the first copy: the consumer still
+    delivers the first copy in partition order, as every other instance does."""
+    index = IdempotencyIndex(window_s=60, max_keys=10)
+    [tag] = tags_for("k", [("message", None, 1)])
+    index.answered(tag, 0, 9, None)  # this instance wrote a second copy at offset 9
+    assert index.lookup("k") is not None  # a further retry is answered at once
+    assert not index.is_repeat(tag, 0, 4)  # the first copy (offset 4) is delivered...
+    index.record(tag, 0, 4, None)
+    assert index.is_repeat(tag, 0, 9)  # ...and the second is not
