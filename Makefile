@@ -51,4 +51,8 @@ lint: install ## ruff and mypy
 test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
-.PHONY: help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test
+bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/bench-<time>/ with report.md, results.json, latency.png
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m tests.load $(BENCH_ARGS)
+
+.PHONY: bench help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test

@@ -68,8 +68,8 @@ class Settings:
     # Events per second (a batch counts each event), per client address and per token.
     publish_rate_per_address: float = 5000.0
     publish_burst_per_address: int = 20_000
-    publish_rate_per_token: float = 1000.0
-    publish_burst_per_token: int = 5000
+    publish_rate_per_token: float = 5000.0
+    publish_burst_per_token: int = 20_000
     ws_message_rate_per_s: float = 100.0
     ws_message_burst: int = 200
     ws_idle_timeout_s: float = 30.0

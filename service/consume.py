@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from .broadcaster import Broadcasters
 from .config import Settings
+from .kafka_clients import new_admin, new_consumer
 from .metrics import Metrics
 from .topics import TopicPolicy
 
@@ -62,23 +63,14 @@ class Feed:
     async def _run(self) -> None:
         timeout = self._settings.publish_timeout_s
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id="herald-consumer",
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
+            consumer = new_consumer(
+                self._settings,
+                "herald-consumer",
                 metadata_max_age_ms=int(self._settings.topic_refresh_s * 1000),
-                request_timeout_ms=int(timeout * 1000),
             )
             # The consumer only keeps metadata of assigned topics: the admin client finds
             # topics and partitions that appear later.
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id="herald-consumer-admin",
-                request_timeout_ms=int(timeout * 1000),
-            )
+            admin = new_admin(self._settings, "herald-consumer-admin")
             try:
                 await asyncio.wait_for(consumer.start(), timeout)
                 await asyncio.wait_for(admin.start(), timeout)

@@ -13,6 +13,7 @@ from aiokafka.structs import ConsumerRecord
 
 from .config import Settings
 from .errors import KafkaUnavailable
+from .kafka_clients import new_consumer
 
 T = TypeVar("T")
 _RETRY_AFTER_S = 2
@@ -36,16 +37,9 @@ class History:
             self._lookup = None
 
     def _consumer(self) -> AIOKafkaConsumer:
-        timeout_ms = int(self._settings.publish_timeout_s * 1000)
-        return AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            client_id="herald-history",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._settings.consumer_fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            request_timeout_ms=timeout_ms,
+        # Catch-up reads whole partitions: bigger fetches than the live consumer's.
+        return new_consumer(
+            self._settings, "herald-history", max_partition_fetch_bytes=4 * 1024 * 1024
         )
 
     async def _lookup_consumer(self) -> AIOKafkaConsumer:

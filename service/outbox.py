@@ -57,6 +57,7 @@ class Outbox:
         "_ready",
         "capacity",
         "closed",
+        "drained_events",
         "fmt",
         "overflowed",
     )
@@ -69,6 +70,8 @@ class Outbox:
         # An event waits with its subscriber's own id when that differs from the shared one.
         self._items: deque[tuple[Subscription, Event, str | None] | bytes | str] = deque()
         self._pending_events = 0
+        # How many of the frames the last drain returned were events (for metrics).
+        self.drained_events = 0
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
 
@@ -165,6 +168,7 @@ class Outbox:
         return events
 
     def _after_drain(self) -> None:
+        self.drained_events = self._pending_events
         self._pending_events = 0
         self._drained.set()
         if not self.overflowed and not self.closed:

@@ -15,6 +15,7 @@ from .cursor import Cursor
 from .errors import KafkaUnavailable, UnknownTopic
 from .events import EventIn
 from .idempotency import Tag
+from .kafka_clients import new_admin
 from .topics import TopicPolicy, partition_for_key
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,7 @@ class Publisher:
                 request_timeout_ms=timeout_ms,
                 metadata_max_age_ms=30_000,
             )
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id="herald-admin",
-                request_timeout_ms=timeout_ms,
-            )
+            admin = new_admin(self._settings, "herald-admin")
             try:
                 await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
                 await asyncio.wait_for(admin.start(), self._settings.publish_timeout_s)

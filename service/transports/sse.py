@@ -78,7 +78,7 @@ async def _events(
             frames = outbox.drain()
             if frames:
                 # Everything pending goes out as one body chunk: one write, many events.
-                deliveries.inc(len(frames))
+                deliveries.inc(outbox.drained_events)
                 yield b"".join(frame for frame in frames if isinstance(frame, bytes))
             if failed:
                 return  # EventSource reconnects by itself with Last-Event-ID

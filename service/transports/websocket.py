@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..wire import Format, decode_message, encode_message
 from .catch_up import cancel, start_catch_up
 from .identity import client_address, origin_allowed, principal_of
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
 
 SUBPROTOCOLS = {"herald.v1.json": Format.JSON, "herald.v1.msgpack": Format.MSGPACK}
@@ -269,10 +271,20 @@ class Connection:
                 # Keeps proxies and load balancers from closing a quiet connection.
                 outbox.put_control(heartbeat)
             frames = outbox.drain()
-            async with asyncio.timeout(self.h.settings.send_timeout_s):
-                for frame in frames:
-                    await websocket.send(frame)
-            deliveries.inc(len(frames))
+            timeout = self.h.settings.send_timeout_s
+            for frame in frames:
+                # The deadline is per frame: a long backlog is fine while the client reads.
+                try:
+                    async with asyncio.timeout(timeout):
+                        await websocket.send(frame)
+                except TimeoutError:
+                    log.info(
+                        "WebSocket client took over %ss to take a frame: closing",
+                        self.h.settings.send_timeout_s,
+                    )
+                    self.h.metrics.lagging.inc()
+                    return
+            deliveries.inc(outbox.drained_events)
             if outbox.overflowed:
                 self.h.metrics.lagging.inc()
                 for subscription in self.subscriptions.values():

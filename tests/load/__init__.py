@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m tests.load`` (``make bench``). Not collected by pytest."""

@@ -1,0 +1,24 @@
+"""The scenarios, by the name ``python -m tests.load`` selects them with."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..bench import Bench, ScenarioResult
+from . import catchup, fanout, idle, keyed, publish, snapshot
+
+Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
+
+SCENARIOS: dict[str, tuple[Scenario, str]] = {
+    "fanout-ws": (fanout.websocket_json, fanout.DESCRIPTION.format(transport="WebSocket JSON")),
+    "fanout-sse": (fanout.sse, fanout.DESCRIPTION.format(transport="SSE")),
+    "fanout-msgpack": (
+        fanout.websocket_msgpack,
+        fanout.DESCRIPTION.format(transport="WebSocket herald.v1.msgpack"),
+    ),
+    "keyed": (keyed.run, keyed.DESCRIPTION),
+    "idle": (idle.run, idle.DESCRIPTION),
+    "snapshot": (snapshot.run, snapshot.DESCRIPTION),
+    "publish": (publish.run, publish.DESCRIPTION),
+    "catchup": (catchup.run, catchup.DESCRIPTION),
+}

@@ -1,0 +1,179 @@
+"""fanout-ws, fanout-sse, fanout-msgpack: one topic, 1 000 subscribers, a steady publisher."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from ..bench import Bench, Delivery, Iteration, ScenarioResult, seed_topic, split
+
+DESCRIPTION = (
+    "1 topic, 1 000 {transport} subscribers (one subscription each, spread over generator "
+    "processes); events POSTed one per request at a steady rate. Deliveries per server "
+    "CPU-second = events received by all clients / CPU time of the Herald process from the "
+    "first POST until the last subscriber has every event. Latency = client receive time - "
+    "the publisher's send time carried in the event data."
+)
+SUBSCRIBERS = 1000
+PROCESSES = 2
+# Small events, like notifications: about 250 bytes on the wire with Herald's envelope.
+PAD_BYTES = 64
+
+
+async def websocket_json(bench: Bench, result: ScenarioResult) -> None:
+    # 100 events/s is the throughput target; 20 events/s (20 000 deliveries/s) the latency one.
+    await fanout(bench, result, "gen_ws", ["--format", "json"], rates=[100, 20])
+
+
+async def websocket_msgpack(bench: Bench, result: ScenarioResult) -> None:
+    await fanout(bench, result, "gen_ws", ["--format", "msgpack"], rates=[100])
+
+
+async def sse(bench: Bench, result: ScenarioResult) -> None:
+    await fanout(bench, result, "gen_sse", [], rates=[100])
+
+
+def steady(topic: str, rate: float, duration: float) -> dict[str, Any]:
+    return {"topic": topic, "rate": rate, "duration": duration, "batch": 1, "pad": PAD_BYTES}
+
+
+async def fanout(
+    bench: Bench, result: ScenarioResult, module: str, extra: list[str], rates: list[int]
+) -> None:
+    async with AsyncExitStack() as stack:
+        topic = bench.topic(result.name)
+        server = await bench.herald(stack, result, [topic])
+        await seed_topic(server, topic)
+        per_process = split(SUBSCRIBERS, PROCESSES)
+        subscribers = await bench.spawn(
+            stack,
+            f"{result.name}-subscribers",
+            module,
+            [
+                ["--port", str(server.port), "--topic", topic, "--connections", str(n), *extra]
+                for n in per_process
+            ],
+        )
+        result.note(
+            f"{SUBSCRIBERS} subscribers connected in "
+            f"{max(p.ready['connect_s'] for p in subscribers.processes):.1f}s "
+            f"by {PROCESSES} generator processes"
+        )
+        publisher = (
+            await bench.spawn(
+                stack, f"{result.name}-publisher", "gen_http", [server.publisher_args()]
+            )
+        ).processes[0]
+
+        def expects(accepted: int) -> list[int]:
+            return [accepted * n for n in per_process]
+
+        duration = bench.pick(10.0, 5.0)
+        # Warm-up, not measured: first connections to Kafka partitions, first allocations.
+        await bench.deliver(server, subscribers, expects, publisher, steady(topic, rates[0], 1))
+        for rate in rates:
+            for iteration in bench.iterations():
+                profile_to = (
+                    bench.profile_path(f"{result.name}-{rate}") if iteration.profiled else None
+                )
+                delivery = await bench.deliver(
+                    server,
+                    subscribers,
+                    expects,
+                    publisher,
+                    steady(topic, rate, duration),
+                    profile_to,
+                )
+                record(result, rate, iteration, delivery, profile_to)
+
+
+def record(
+    result: ScenarioResult,
+    rate: int,
+    iteration: Iteration,
+    delivery: Delivery,
+    profile_to: Path | None,
+) -> None:
+    """Add one window's figures to ``result`` (a profiled window only to the notes)."""
+    window = delivery.window
+    latency = delivery.latency
+    run = {
+        "rate": rate,
+        "iteration": iteration.label,
+        "deliveries": delivery.deliveries,
+        "expected": delivery.expected,
+        "server_cpu_s": window.cpu_s,
+        "machine_busy_cores": window.machine_cores,
+        "wall_s": window.wall_s,
+        "client_cpu_s": delivery.client_cpu_s,
+        "per_cpu_s": delivery.per_cpu_s,
+        "latency_ms": latency.summary_ms(),
+        "published": {k: v for k, v in delivery.published.items() if k != "post_latency"},
+        "controls": delivery.controls,
+        "timed_out": delivery.timed_out,
+        "reopened": delivery.reopened,
+        "server_system_percent": window.system_percent,
+    }
+    result.runs.append(run)
+    if delivery.timed_out or delivery.deliveries < delivery.expected:
+        result.note(
+            f"{iteration.label} at {rate}/s: {delivery.deliveries} of {delivery.expected} "
+            f"deliveries arrived before the drain limit"
+        )
+    statuses = delivery.published.get("statuses", {})
+    if set(statuses) - {"201"}:
+        result.note(
+            f"{iteration.label} at {rate}/s: the publisher's POSTs were answered {statuses}"
+        )
+    if delivery.reopened:
+        result.note(
+            f"{iteration.label} at {rate}/s: {delivery.reopened} subscribers had been closed by "
+            "the server and were reconnected before this window"
+        )
+    late = float(delivery.published.get("max_lateness_s", 0))
+    if late > 0.1:
+        result.note(
+            f"{iteration.label} at {rate}/s: the publisher fell up to {late:.1f}s behind its "
+            "schedule (POST answers too slow for its open-loop connection pool); latency is "
+            "measured from the actual send"
+        )
+    unusual = {k: v for k, v in delivery.controls.items() if k not in ("subscribed", "retry")}
+    if unusual:
+        result.note(f"{iteration.label} at {rate}/s: control messages seen: {unusual}")
+    if iteration.profiled:
+        if window.profile is not None and profile_to is not None:
+            profile_to.with_suffix(".summary.txt").write_text(window.profile.text())
+            result.profiles[f"{rate}/s"] = str(profile_to.with_suffix(".summary.txt"))
+        return
+    suffix = f"@{rate}"
+    result.add(
+        f"per_cpu{suffix}",
+        f"deliveries per server CPU-s ({rate} ev/s)",
+        "/CPU-s",
+        delivery.per_cpu_s,
+    )
+    result.add(
+        f"rate{suffix}",
+        f"deliveries per second ({rate} ev/s)",
+        "/s",
+        delivery.deliveries / window.wall_s if window.wall_s else 0.0,
+        better="",
+    )
+    result.add(f"cpu{suffix}", f"server CPU ({rate} ev/s)", "%", window.cpu_percent, better="")
+    result.add(
+        f"sys{suffix}",
+        f"kernel share of server CPU ({rate} ev/s)",
+        "%",
+        window.system_percent,
+        better="",
+    )
+    for name, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("max", "max_ms")):
+        result.add(
+            f"{name}{suffix}",
+            f"latency {name} ({rate} ev/s)",
+            "ms",
+            latency.summary_ms()[key],
+            better="lower",
+        )
+    result.add_latency(f"{result.name} {rate} ev/s", latency, delivery.timeline)
