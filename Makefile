@@ -51,8 +51,11 @@ lint: install ## ruff and mypy
 test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
+fuzz: install kafka-fetch ## a long fuzz run (HERALD_FUZZ_EXAMPLES examples per property, default 2000)
+	HERALD_FUZZ_EXAMPLES=$${HERALD_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q tests/fuzz
+
 bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/bench-<time>/ with report.md, results.json, latency.png
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.load $(BENCH_ARGS)
 
-.PHONY: bench help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test
+.PHONY: bench fuzz help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test

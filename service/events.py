@@ -14,6 +14,7 @@ from typing import Any
 
 import msgpack
 
+from . import portable
 from .cursor import Cursor
 from .errors import Invalid
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -136,18 +137,23 @@ class Event:
 
 def decode_value(value: bytes, is_msgpack: bool) -> Any:
     """A record value as event data; values not written by Herald arrive as text."""
-    # RecursionError too: a record nested absurdly deep must not poison every delivery.
-    if is_msgpack:
-        try:
-            return msgpack.unpackb(value, raw=False)
-        except (ValueError, RecursionError, msgpack.UnpackException):
-            pass
+    # RecursionError too: a record nested absurdly deep must not poison every delivery; and
+    # data one wire format cannot carry (another producer's) is delivered as its text.
+    try:
+        if is_msgpack:
+            decoded = msgpack.unpackb(value, raw=False)
+        else:
+            decoded = json.loads(value, parse_constant=_refuse)
+    except (ValueError, RecursionError, msgpack.UnpackException):
+        pass
     else:
-        try:
-            return json.loads(value)
-        except (ValueError, RecursionError):
-            pass
+        if portable.problem(decoded) is None:
+            return decoded
     return value.decode("utf-8", errors="replace")
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(name)
 
 
 def event_from_record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -46,9 +46,22 @@ class History:
         async with self._starting:
             if self._lookup is None:
                 consumer = self._consumer()
-                await self._guard(consumer.start())
+                await self._start(consumer)
                 self._lookup = consumer
             return self._lookup
+
+    async def _start(self, consumer: AIOKafkaConsumer) -> None:
+        """Start ``consumer``, or leave nothing open: a start cut short by a timeout or by
+        the client leaving would otherwise strand the connection it was opening."""
+        starting = asyncio.ensure_future(consumer.start())
+        try:
+            await self._guard(asyncio.shield(starting))
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(starting, self._settings.publish_timeout_s)
+            with contextlib.suppress(BaseException):
+                await consumer.stop()
+            raise
 
     async def _guard(self, step: Awaitable[T]) -> T:
         try:
@@ -91,14 +104,14 @@ class History:
 
     async def records(
         self, topic: str, start: dict[int, int], stop: dict[int, int]
-    ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+    ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
         """Batches of records with ``start[p] <= offset < stop[p]``, in order per partition."""
         wanted = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
         if not wanted:
             return
         async with self._readers:
             consumer = self._consumer()
-            await self._guard(consumer.start())
+            await self._start(consumer)
             try:
                 tps = {p: TopicPartition(topic, p) for p in wanted}
                 consumer.assign(list(tps.values()))
@@ -131,4 +144,6 @@ class History:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     # The consumer caches metadata only for topics it reads: fetch this one's first.
     cluster = await consumer._client.fetch_all_metadata()
+    if topic not in cluster.topics():
+        return set()  # asking for it would log an error for a topic that is simply new
     return cluster.partitions_for_topic(topic) or set()

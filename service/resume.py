@@ -68,7 +68,9 @@ class Resumer:
             return Start(Cursor.of(await self.history.beginnings(topic, partitions)))
         moment = _parse_time(since)
         if moment is not None:
-            offsets = await self.history.at_time(topic, partitions, int(moment.timestamp() * 1000))
+            # Kafka has no record before 1970: an earlier time means the first one there is.
+            since_ms = max(0, int(moment.timestamp() * 1000))
+            offsets = await self.history.at_time(topic, partitions, since_ms)
             return Start(Cursor.of(offsets))
         cursor = Cursor.decode(topic, since)
         if broadcaster.covers(cursor, key):
@@ -87,9 +89,12 @@ class Resumer:
         current = _positions_from(start, broadcaster.partitions_for(key), key)
         while not broadcaster.covers(Cursor.of(current), key):
             target = {p: broadcaster.positions.get(p, 0) for p in current}
-            async for event in self._read(broadcaster, key, current, target):
-                if not await subscription.outbox.put_event_when_room(subscription, event):
-                    return  # the connection is closing or lagging: nothing more to do
+            # aclosing: a cancelled catch-up stops its Kafka reader now, not at collection.
+            reading = self._read(broadcaster, key, current, target)
+            async with contextlib.aclosing(reading):
+                async for event in reading:
+                    if not await subscription.outbox.put_event_when_room(subscription, event):
+                        return  # the connection is closing or lagging: nothing more to do
         broadcaster.subscribe(subscription.outbox, key, Cursor.of(current), subscription)
 
     async def page(
@@ -123,26 +128,28 @@ class Resumer:
         target: dict[int, int],
     ) -> AsyncGenerator[Event, None]:
         """Events from Kafka between ``current`` and ``target``, advancing ``current``."""
-        async for batch in self.history.records(broadcaster.topic, dict(current), target):
-            for record in batch:
-                current[record.partition] = record.offset + 1
-                if key is not None and (record.key is None or record.key.decode() != key):
-                    continue
-                event = event_from_record(
-                    broadcaster.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp,
-                    record.key,
-                    record.value,
-                    record.headers,
-                    Cursor.of(current),
-                )
-                # A second copy of an idempotent publish is never delivered (see idempotency).
-                if event.tag is None or not broadcaster.idempotency.is_repeat(
-                    event.tag, event.partition, event.offset
-                ):
-                    yield event
+        batches = self.history.records(broadcaster.topic, dict(current), target)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for record in batch:
+                    current[record.partition] = record.offset + 1
+                    if key is not None and (record.key is None or record.key.decode() != key):
+                        continue
+                    event = event_from_record(
+                        broadcaster.topic,
+                        record.partition,
+                        record.offset,
+                        record.timestamp,
+                        record.key,
+                        record.value,
+                        record.headers,
+                        Cursor.of(current),
+                    )
+                    # A second copy of an idempotent publish is never delivered (see idempotency).
+                    if event.tag is None or not broadcaster.idempotency.is_repeat(
+                        event.tag, event.partition, event.offset
+                    ):
+                        yield event
         # Offsets may skip at the end (compaction, markers): the read reached the target.
         current.update(_raise_to(current, target))
 

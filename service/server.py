@@ -22,7 +22,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.accesslog = None
     config.graceful_timeout = settings.shutdown_grace_s
     # Quart queues inbound WebSocket messages without bound: cap each one's size at least.
-    config.websocket_max_message_size = settings.max_body_bytes
+    # The app enforces HERALD_MAX_BODY_BYTES itself (close 1009); Hypercorn's own cap sits
+    # above it because Hypercorn 0.18 does not close promptly once its cap is hit and the
+    # client sends another frame (its buffer is not cleared after FrameTooLargeError).
+    config.websocket_max_message_size = 2 * settings.max_body_bytes + 64 * 1024
     # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
     # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
     config.websocket_ping_interval = None

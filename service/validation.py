@@ -8,6 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from . import portable
 from .errors import Invalid
 from .events import DEFAULT_TYPE, EventIn
 
@@ -51,13 +52,19 @@ class EventValidator:
         return _event(item)
 
     def _errors(self, item: Any, path: str) -> list[dict[str, str]]:
-        return [
+        errors = [
             {
                 "path": path + "".join(f"/{part}" for part in error.absolute_path),
                 "message": error.message,
             }
             for error in self._validator.iter_errors(item)
         ]
+        if not errors:
+            for name in ("data", "key", "type"):
+                found = portable.problem(item.get(name))
+                if found:
+                    errors.append({"path": f"{path}/{name}", "message": f"holds {found}"})
+        return errors
 
 
 def _event(item: dict[str, Any]) -> EventIn:

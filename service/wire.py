@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from enum import Enum
 from typing import Any
 
@@ -58,9 +59,21 @@ def parse_json(raw: str | bytes) -> Any:
     """Client JSON as a Python value; anything that does not parse (or nests absurdly
     deep, which json reports as RecursionError) is Malformed."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise Malformed(f"not JSON: {str(exc)[:200]}") from None
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; RFC 8259 (and every browser) does not.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large for a JSON number")
+    return value
 
 
 def parse_msgpack(raw: bytes) -> Any:

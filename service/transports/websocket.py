@@ -32,10 +32,10 @@ SUBPROTOCOLS = {"herald.v1.json": Format.JSON, "herald.v1.msgpack": Format.MSGPA
 
 # Close codes (documented in the README and openapi.yaml).
 CLOSE_MALFORMED = 4400
-CLOSE_TOO_LARGE = 4413
 CLOSE_WRONG_FRAME = 4415
 CLOSE_LAGGING = 4409
 CLOSE_GOING_AWAY = 4503
+CLOSE_TOO_BIG = 1009
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_IDLE = 4408
 CLOSE_RATE_LIMITED = 4429
@@ -131,14 +131,18 @@ class Connection:
     async def _read(self) -> None:
         args = websocket.args
         if args.get("topic"):
-            await self._subscribe(
-                {
-                    "op": "subscribe",
-                    "topic": args["topic"],
-                    "key": args.get("key") or None,
-                    "since": args.get("since") or None,
-                }
-            )
+            try:
+                await self._subscribe(
+                    {
+                        "op": "subscribe",
+                        "topic": args["topic"],
+                        "key": args.get("key") or None,
+                        "since": args.get("since") or None,
+                    }
+                )
+            except ProtocolViolation as exc:
+                # The URL is no frame: its problems are reported, the connection stays.
+                self._send({"op": "error", "code": "malformed", "message": exc.reason})
         while True:
             # A connection that follows nothing and says nothing is only holding a socket.
             idle = None if self.subscriptions else self.h.settings.ws_idle_timeout_s
@@ -146,6 +150,9 @@ class Connection:
                 frame = await asyncio.wait_for(websocket.receive(), idle)
             except TimeoutError:
                 await self._close(CLOSE_IDLE, "idle: no subscription and no message")
+                return
+            if len(frame) > self.h.settings.max_body_bytes:
+                await self._close(CLOSE_TOO_BIG, "message too big")
                 return
             try:
                 self.message_rate.take("messages")
@@ -233,8 +240,9 @@ class Connection:
 
     async def _publish(self, message: dict[str, Any]) -> None:
         ref = message.get("ref")
-        if ref is not None and not (
-            isinstance(ref, int) or (isinstance(ref, str) and len(ref) <= _MAX_REF_CHARS)
+        if ref is not None and (
+            isinstance(ref, bool)
+            or not (isinstance(ref, int) or (isinstance(ref, str) and len(ref) <= _MAX_REF_CHARS))
         ):
             raise ProtocolViolation(CLOSE_MALFORMED, "ref is a string or an integer")
         topic = _text(message, "topic", True)
@@ -321,6 +329,7 @@ def _text(message: dict[str, Any], name: str, required: bool) -> str | None:
         if required:
             raise ProtocolViolation(CLOSE_MALFORMED, f"{name} is required")
         return None
-    if not isinstance(value, str) or not value or len(value) > 1024:
-        raise ProtocolViolation(CLOSE_MALFORMED, f"{name} must be a non-empty string")
+    # isprintable also refuses lone surrogates, which no wire format can carry back.
+    if not isinstance(value, str) or not value or len(value) > 1024 or not value.isprintable():
+        raise ProtocolViolation(CLOSE_MALFORMED, f"{name} must be a non-empty printable string")
     return value
