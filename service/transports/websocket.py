@@ -151,6 +151,9 @@ class Connection:
             except TimeoutError:
                 await self._close(CLOSE_IDLE, "idle: no subscription and no message")
                 return
+            if frame is None:
+                # Quart hands over an empty binary message as None (an empty text one as "").
+                frame = b""
             if len(frame) > self.h.settings.max_body_bytes:
                 await self._close(CLOSE_TOO_BIG, "message too big")
                 return
