@@ -437,10 +437,11 @@ async def test_a_message_at_the_size_limit_is_read_one_byte_more_closes_1009(
     assert closed.close_code == 1009, closed
 
 
-# BUG: Quart delivers an empty binary message as None (quart/asgi.py: `event.get("bytes") or
-# event["text"]`, and b"" is falsy), and _read() (service/transports/websocket.py) now takes
-# len(frame) before anything else: TypeError, the reader dies, the server closes with an
-# undocumented 1000. Map None to b"" right after websocket.receive().
+# Regression (found by fuzzing, since fixed):
+# Quart delivers an empty binary message as None (quart/asgi.py: `event.get("bytes") or
+# event["text"]`, and b"" is falsy), and _read() (service/transports/websocket.py) took
+# len(frame) before anything else: TypeError, the reader died, the server closed with an
+# undocumented 1000.
 @pytest.mark.parametrize(("subprotocol", "code"), [(MSGPACK, 4400), (JSON, 4415)])
 async def test_an_empty_binary_frame_closes_with_the_contract_code(
     fuzz_server: HeraldProcess, subprotocol: str, code: int
