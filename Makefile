@@ -52,7 +52,7 @@ test: install kafka-fetch lint ## the whole suite: lint, unit, integration (star
 	$(BIN)/pytest -q
 
 fuzz: install kafka-fetch ## a long fuzz run (HERALD_FUZZ_EXAMPLES examples per property, default 2000)
-	HERALD_FUZZ_EXAMPLES=$${HERALD_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q tests/fuzz
+	HERALD_FUZZ_EXAMPLES=$${HERALD_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q -p no:cacheprovider -o timeout=0 tests/fuzz
 
 bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/bench-<time>/ with report.md, results.json, latency.png
 	$(BIN)/pip install -q -e '.[dev,bench]'
