@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..clients import SseStream, publish, sse, ws_recv, ws_recv_op, ws_send
 from ..processes import HeraldProcess, KafkaCluster
+from .progress import Progress
 
 PARTITIONS = 3
 PUBLISHERS = 4
@@ -35,21 +36,6 @@ WAIT_S = 60.0
 
 Ident = tuple[int, int]  # (publisher, sequence number): what an event's data names
 CREATOR: Ident = (-1, 0)  # the event whose publish creates the topic
-
-
-class Progress:
-    """Bumped by publishers and subscribers; the test awaits conditions on what they record."""
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Condition()
-
-    async def bump(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def until(self, predicate: Callable[[], bool], within: float) -> None:
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(predicate)
 
 
 @dataclass
