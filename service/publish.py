@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # Kafka protocol error codes met when creating a topic.
 _TOPIC_ALREADY_EXISTS = 36
 _RETRY_AFTER_S = 2
+_VISIBLE_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +153,13 @@ class Publisher:
         assert admin is not None
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
-                described = await admin.describe_topics([topic])
-                exists = bool(described) and described[0]["error_code"] == 0
-                if not exists:
+                if not await _described(admin, topic):
                     if not self._settings.auto_create_topics:
                         raise UnknownTopic(f"topic {topic!r} does not exist")
                     await self._create(admin, topic)
+                    # Created is not yet visible: a broker learns of the topic a moment
+                    # later, and a producer asking before then spins on "not found".
+                    await _until_visible(admin, topic)
         except (KafkaError, TimeoutError) as exc:
             raise KafkaUnavailable(
                 f"cannot look up topic {topic!r}: {exc!r}", retry_after=_RETRY_AFTER_S
@@ -180,6 +182,25 @@ class Publisher:
                     f"cannot create topic {topic!r}: Kafka error {code}", retry_after=_RETRY_AFTER_S
                 )
         log.info("created topic %s (%d partitions)", topic, self._settings.topic_partitions)
+
+
+async def _described(admin: AIOKafkaAdminClient, topic: str, with_leaders: bool = False) -> bool:
+    """Whether the broker answering knows ``topic`` (and, if asked, a leader per partition)."""
+    described = await admin.describe_topics([topic])
+    if not described or described[0]["error_code"] != 0:
+        return False
+    partitions = described[0]["partitions"]
+    return not with_leaders or (
+        bool(partitions) and all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions)
+    )
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, topic: str) -> None:
+    # Kafka offers no notification of this: ask until the answer is yes.
+    while True:
+        if await _described(admin, topic, with_leaders=True):
+            return
+        await asyncio.sleep(_VISIBLE_POLL_S)
 
 
 async def _quietly(closing: object) -> None:
