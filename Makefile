@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 system-deps: ## install missing Debian packages (Java 17, Maven) when run as root
 	@bash deploy/system-deps.sh
 
+test-deps: system-deps ## and what the tests drive: Varnish, nginx, Chromium (Debian's packages)
+	@bash deploy/system-deps.sh varnishd:varnish nginx:nginx chromium:chromium
+
 kafka-fetch: system-deps ## download the Kafka jars from Maven Central (once)
 	@$(KAFKA) fetch
 
@@ -48,7 +51,7 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check service tests
 	$(BIN)/mypy
 
-test: install kafka-fetch lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
+test: install kafka-fetch test-deps lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
 fuzz: install kafka-fetch ## a long fuzz run (HERALD_FUZZ_EXAMPLES examples per property, default 2000)
@@ -58,4 +61,4 @@ bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.load $(BENCH_ARGS)
 
-.PHONY: bench fuzz help install system-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test
+.PHONY: bench fuzz help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test
