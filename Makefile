@@ -41,6 +41,20 @@ kafka-cluster-up: kafka-fetch ## start three local nodes (brokers 127.0.0.1:1909
 kafka-cluster-down: ## stop the three local nodes
 	@$(CLUSTER) down
 
+varnish-up: ## Varnish on 127.0.0.1:6081 caching in front of HERALD_ORIGINS (default 127.0.0.1:8080)
+	@bash deploy/system-deps.sh varnishd:varnish
+	@deploy/varnish/varnish.sh up
+
+varnish-down: ## stop that Varnish
+	@deploy/varnish/varnish.sh down
+
+nginx-up: ## nginx on https://127.0.0.1:8443 (TLS, HTTP/2) in front of HERALD_ORIGINS
+	@bash deploy/system-deps.sh nginx:nginx
+	@deploy/nginx/nginx.sh up
+
+nginx-down: ## stop that nginx
+	@deploy/nginx/nginx.sh down
+
 run: install kafka-fetch ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
 	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
 	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
@@ -61,4 +75,4 @@ bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.load $(BENCH_ARGS)
 
-.PHONY: bench fuzz help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down run lint test
+.PHONY: bench fuzz help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down varnish-up varnish-down nginx-up nginx-down run lint test

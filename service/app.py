@@ -7,7 +7,7 @@ import logging
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import demo, health
+from . import cache_policy, demo, health
 from .access import Access
 from .auth import TokenVerifier
 from .broadcaster import Broadcasters
@@ -21,6 +21,7 @@ from .limits import ConnectionLimits, RateLimiter
 from .metrics import Metrics
 from .problems import http_problem_response, problem_response
 from .publish import Publisher
+from .purge import Purger
 from .resume import Resumer
 from .state import Herald
 from .topics import TopicPolicy
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     broadcasters = Broadcasters(settings)
     publisher = Publisher(settings, policy)
     origins = Origins(settings)
+    purger = Purger(settings, metrics)
     h = Herald(
         settings=settings,
         policy=policy,
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         connections=ConnectionLimits(
             settings.max_connections_per_address, settings.max_connections
         ),
-        feed=Feed(settings, policy, broadcasters, metrics),
+        feed=Feed(settings, policy, broadcasters, metrics, on_records=purger.changed),
         metrics=metrics,
         validator=EventValidator(settings.max_batch_events),
         resumer=Resumer(History(settings)),
@@ -73,18 +75,33 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def browser_headers(response: Response) -> Response:
         return decorate(response, origins, settings)
 
+    @app.after_request
+    async def default_cache_control(response: Response) -> Response:
+        # A cache keeps an answer without Cache-Control for its own default time: errors,
+        # health and metrics must say they are not to be kept.
+        response.headers.setdefault("Cache-Control", cache_policy.NEVER)
+        return response
+
+    @app.after_request
+    async def count_request(response: Response) -> Response:
+        # What the origin answered, per route: behind a CDN, this is what the edge let through.
+        metrics.requests.labels(request.endpoint or "unrouted", str(response.status_code)).inc()
+        return response
+
     app.register_error_handler(HeraldError, problem_response)
     app.register_error_handler(HTTPException, http_problem_response)
 
     @app.before_serving
     async def start_kafka() -> None:
         await h.publisher.start()
+        await purger.start()
         await h.feed.start()
 
     @app.after_serving
     async def stop_kafka() -> None:
         h.begin_shutdown()
         await h.feed.stop()
+        await purger.stop()
         await h.resumer.history.stop()
         await h.publisher.stop()
         log.info("stopped")

@@ -39,6 +39,13 @@ class Settings:
     snapshot_limit: int = 50
     snapshot_max_age_s: int = 1
     snapshot_stale_while_revalidate_s: int = 5
+    # A history page that reached the live head (and a long-poll answer): kept this briefly.
+    history_head_max_age_s: int = 1
+    # Purge on publish (see README "Behind a CDN"): a URL the consumer sends coalesced
+    # purges to, by surrogate key, at most one per topic per interval.
+    purge_url: str = ""
+    purge_method: str = "PURGE"
+    purge_interval_s: float = 1.0
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 100
     sse_heartbeat_s: float = 15.0

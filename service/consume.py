@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from . import tasks
 from .broadcaster import Broadcasters
 from .config import Settings
 from .kafka_clients import new_admin, new_consumer
@@ -38,11 +40,14 @@ class Feed:
         policy: TopicPolicy,
         broadcasters: Broadcasters,
         metrics: Metrics,
+        on_records: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
         self._broadcasters = broadcasters
         self._metrics = metrics
+        # Told each topic that received records (the CDN purger listens here).
+        self._on_records = on_records
         self._assigned: set[TopicPartition] = set()
         # Offsets the first assignment must reach before this instance is "positioned".
         self._initial_ends: dict[TopicPartition, int] | None = None
@@ -54,11 +59,8 @@ class Feed:
         self._task = asyncio.create_task(self._run(), name="herald-consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         timeout = self._settings.publish_timeout_s
@@ -114,6 +116,8 @@ class Feed:
                         # overflow the queue of a client that keeps up.
                         await asyncio.sleep(0)
                 self._metrics.consumed.inc(len(records))
+                if self._on_records is not None:
+                    self._on_records(tp.topic)
             self._check_positioned()
 
     async def _refresh(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:

@@ -42,6 +42,17 @@ class Metrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
+        self.long_polls = Gauge(
+            "herald_long_polls_waiting",
+            "History requests held until an event arrives (wait=N)",
+            registry=self.registry,
+        )
+        self.purges = Counter(
+            "herald_cache_purges",
+            "Purge requests sent to the CDN, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.kafka_up = Gauge(
             "herald_kafka_up",
             "1 when the last Kafka metadata refresh succeeded",

@@ -25,10 +25,15 @@ EARLIEST = "earliest"
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Where delivery starts; ``recovered`` is False when the asked-for point was gone."""
+    """Where delivery starts; ``recovered`` is False when the asked-for point was gone.
+
+    ``fixed`` says the start was a cursor that Kafka still holds: the same start forever,
+    where ``earliest`` and a time move as retention deletes records.
+    """
 
     cursor: Cursor
     recovered: bool = True
+    fixed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +79,12 @@ class Resumer:
             return Start(Cursor.of(offsets))
         cursor = Cursor.decode(topic, since)
         if broadcaster.covers(cursor, key):
-            return Start(cursor)
+            return Start(cursor, fixed=True)
         # Older than the ring: Kafka may still hold it, or retention may have removed it.
         begins = await self.history.beginnings(topic, partitions)
         wanted = cursor.as_dict()
         lost = any(wanted.get(p, 0) < first for p, first in begins.items())
-        return Start(Cursor.of(_raise_to(wanted, begins)), recovered=not lost)
+        return Start(Cursor.of(_raise_to(wanted, begins)), recovered=not lost, fixed=not lost)
 
     async def catch_up(
         self, broadcaster: Broadcaster, subscription: Subscription, start: Cursor

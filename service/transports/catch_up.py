@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
+from .. import tasks
 from ..errors import HeraldError
 from ..state import Opened
 
@@ -27,8 +27,5 @@ def start_catch_up(
     return asyncio.create_task(run(), name=f"catch-up {opened.subscription.topic}")
 
 
-async def cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+# What a connection does with its catch-up task when it closes or unsubscribes.
+cancel = tasks.stop

@@ -39,10 +39,13 @@ async def history(topic: str) -> Response:
     if not start.recovered:
         # The cursor's events are gone from Kafka: say so rather than skip them silently.
         body["reset"] = start.cursor.encode(topic)
-    cache_control = cache_policy.history(h.access.is_private(topic))
-    return Response(
-        dump_json(body), mimetype="application/json", headers={"Cache-Control": cache_control}
-    )
+    # A full page from a fixed start names a fixed range of the log: it never changes.
+    settled = start.fixed and len(page.events) == limit
+    private = h.access.is_private(topic)
+    headers = {"Cache-Control": cache_policy.history(h.settings, private, settled)}
+    if not private:
+        headers.update(cache_policy.tags(topic, key, live=not settled))
+    return Response(dump_json(body), mimetype="application/json", headers=headers)
 
 
 async def _wait_for_events(
@@ -54,11 +57,14 @@ async def _wait_for_events(
     """
     outbox = Outbox(Format.JSON, limit)
     subscription = broadcaster.subscribe(outbox, key, empty.next)
+    waiting = herald().metrics.long_polls
+    waiting.inc()
     try:
         if not await outbox.wait(wait):
             return empty
         events = outbox.drain_events()[:limit]
     finally:
+        waiting.dec()
         broadcaster.unsubscribe(subscription)
     last = events[-1]
     floor = empty.next.as_dict() if empty.scope is Scope.TOPIC else {}

@@ -28,11 +28,14 @@ async def snapshot(topic: str) -> Response:
     # The cursor names every event the body can hold, so it is a strong validator.
     etag = f'"{cursor}"'
     stream_query = urlencode({k: v for k, v in (("key", key), ("since", cursor)) if v})
+    private = h.access.is_private(topic)
     headers = {
         "ETag": etag,
-        "Cache-Control": cache_policy.snapshot(h.settings, h.access.is_private(topic)),
+        "Cache-Control": cache_policy.snapshot(h.settings, private),
         "Link": f'</v1/topics/{topic}/stream?{stream_query}>; rel="stream"',
     }
+    if not private:
+        headers.update(cache_policy.tags(topic, key, live=True))
     if request.if_none_match.contains(cursor):
         return Response(b"", status=304, headers=headers)
     scope = Scope.TOPIC if key is None else Scope.PARTITION

@@ -105,3 +105,74 @@ async def test_bad_history_parameters_are_400(server: HeraldProcess, query: str)
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         response = await client.get(f"/v1/topics/it-x/events?{query}")
     assert response.status_code == 400
+
+
+async def get_response(server: HeraldProcess, topic: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        response = await client.get(f"/v1/topics/{topic}/events", params=params)
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_a_full_page_after_a_cursor_is_immutable_and_not_tagged_live(
+    server: HeraldProcess, topic: str
+) -> None:
+    await publish(server.base_url, topic, [{"data": n, "key": "k"} for n in range(5)])
+    await all_pages_after_consumed(server, topic, 5, key="k")
+    first = (await get_page(server, topic, key="k", limit=1))["next"]
+    response = await get_response(server, topic, key="k", after=first, limit=3)
+    assert [event["data"] for event in response.json()["events"]] == [1, 2, 3]
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["surrogate-key"].split(" ") == [
+        f"herald/{topic}",
+        f"herald/{topic}/key/k",
+    ]
+    assert response.headers["cache-tag"] == f"herald/{topic},herald/{topic}/key/k"
+
+
+async def test_a_page_that_reaches_the_head_is_kept_briefly_and_tagged_live(
+    server: HeraldProcess, topic: str
+) -> None:
+    await publish(server.base_url, topic, [{"data": n} for n in range(3)])
+    await all_pages_after_consumed(server, topic, 3)
+    first = (await get_page(server, topic, limit=1))["next"]
+    response = await get_response(server, topic, after=first, limit=10)
+    assert len(response.json()["events"]) == 2
+    assert response.headers["cache-control"] == "public, max-age=1"
+    assert f"herald/{topic}/live" in response.headers["surrogate-key"].split(" ")
+
+
+async def test_a_full_page_from_earliest_is_not_immutable(
+    server: HeraldProcess, topic: str
+) -> None:
+    # "earliest" moves as retention deletes records: the same URL may name other events.
+    await publish(server.base_url, topic, [{"data": n} for n in range(3)])
+    await all_pages_after_consumed(server, topic, 3)
+    response = await get_response(server, topic, after="earliest", limit=2)
+    assert len(response.json()["events"]) == 2
+    assert response.headers["cache-control"] == "public, max-age=1"
+
+
+async def test_a_long_poll_answer_is_a_page_a_cache_may_share_briefly(
+    server: HeraldProcess, topic: str
+) -> None:
+    head = (await get_page(server, topic))["next"]
+    waiting = asyncio.create_task(get_response(server, topic, after=head, wait=20))
+    await publish(server.base_url, topic, {"data": "new"})
+    response = await waiting
+    assert [event["data"] for event in response.json()["events"]] == ["new"]
+    assert response.headers["cache-control"] == "public, max-age=1"
+    timed_out = await get_response(server, topic, after=response.json()["next"], wait=1)
+    assert timed_out.json()["events"] == []
+    # Even the empty answer may be shared: waiting requests for its URL stay collapsed.
+    assert timed_out.headers["cache-control"] == "public, max-age=1"
+
+
+async def test_errors_are_never_stored(server: HeraldProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        unexposed = await client.get("/v1/topics/not-exposed/events")
+        bad = await client.get("/v1/topics/it-x/events?limit=0")
+        health = await client.get("/healthz")
+    assert (unexposed.status_code, bad.status_code) == (404, 400)
+    for response in (unexposed, bad, health):
+        assert response.headers["cache-control"] == "no-store"

@@ -105,8 +105,11 @@ async def test_private_reads_need_a_token_and_the_key_it_grants(
         assert anonymous.status_code == 401, endpoint
         assert own.status_code == 200, endpoint
         assert other.status_code == whole.status_code == 403, endpoint
-        # Token-protected answers are never kept by a shared cache.
+        # Token-protected answers are never kept by a shared cache, nor named for purging.
         assert own.headers["cache-control"] == "private, no-store"
+        assert "surrogate-key" not in own.headers and "cache-tag" not in own.headers
+        for refused in (anonymous, other):
+            assert refused.headers["cache-control"] == "no-store", endpoint
 
 
 async def test_private_stream_with_access_token_in_the_url(

@@ -36,6 +36,8 @@ async def test_snapshot_holds_the_latest_events_and_the_cursor(
     assert response.headers["cache-control"].startswith("public, max-age=")
     assert f"since={body['cursor']}" in response.headers["link"]
     assert response.headers["link"].endswith('rel="stream"')
+    # Named for purging: by topic, and as a live answer (changes with every event).
+    assert response.headers["surrogate-key"] == f"herald/{topic} herald/{topic}/live"
 
 
 async def test_matching_if_none_match_gives_304(server: HeraldProcess, topic: str) -> None:

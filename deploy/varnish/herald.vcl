@@ -1,0 +1,84 @@
+vcl 4.1;
+# Varnish in front of Herald, the way a CDN fronts it: the origin's Cache-Control decides
+# what is kept and for how long; concurrent misses of one URL wait for one origin request
+# (long-polls included); streams and WebSockets go straight through, unbuffered; PURGE with a
+# Surrogate-Key header drops every object tagged with one of its keys.
+# varnish.sh writes the backends and the `origin` director below from HERALD_ORIGINS.
+
+import directors;
+
+#@ORIGINS@
+
+acl purgers {
+    "127.0.0.1";
+    "::1";
+}
+
+sub vcl_init {
+    new origin = directors.round_robin();
+    #@ORIGIN_MEMBERS@
+}
+
+sub vcl_recv {
+    set req.backend_hint = origin.backend();
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) {
+            return (synth(403, "Purging is for the origin's own hosts"));
+        }
+        if (!req.http.Surrogate-Key) {
+            return (purge);
+        }
+        # Herald's tags are topic names and URL-quoted keys: of the regex characters only
+        # "." can occur. Any one of the space-separated keys must match a whole key.
+        if (req.http.Surrogate-Key !~ "^[A-Za-z0-9._~%/ -]+$") {
+            return (synth(400, "Surrogate-Key: space-separated keys of A-Za-z0-9._~%/-"));
+        }
+        set req.http.X-Keys = regsuball(req.http.Surrogate-Key, "[.]", "[.]");
+        set req.http.X-Keys = regsuball(req.http.X-Keys, " +", "|");
+        ban("obj.http.Surrogate-Key ~ (^| )(" + req.http.X-Keys + ")( |$)");
+        return (synth(200, "Purged"));
+    }
+    if (req.http.Upgrade ~ "(?i)websocket") {
+        return (pipe);
+    }
+    if (req.url ~ "^/v1/topics/[^/?]+/stream") {
+        # Server-Sent Events: one origin stream per client, passed through as it comes.
+        return (pass);
+    }
+    # The built-in rules follow: only GET and HEAD are cached, and a request with
+    # Authorization or a Cookie is never answered from the cache.
+}
+
+sub vcl_pipe {
+    if (req.http.Upgrade) {
+        set bereq.http.Upgrade = req.http.Upgrade;
+        set bereq.http.Connection = req.http.Connection;
+    }
+}
+
+sub vcl_backend_response {
+    if (bereq.url ~ "^/v1/topics/[^/?]+/stream") {
+        set beresp.do_stream = true;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }
+    if (beresp.http.ETag) {
+        # Past its grace an object is still kept to revalidate with If-None-Match: the
+        # origin answers 304 and the body need not travel again.
+        set beresp.keep = 10m;
+    }
+}
+
+sub vcl_deliver {
+    # How the cache served this answer, for people and tests to read.
+    if (obj.uncacheable) {
+        set resp.http.X-Cache = "PASS";
+    } elsif (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+    # Tags are for the cache, not for browsers.
+    unset resp.http.Surrogate-Key;
+    unset resp.http.Cache-Tag;
+}

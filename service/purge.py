@@ -1,0 +1,89 @@
+"""Purge on publish: tell the CDN that a topic's live answers changed, coalesced per topic.
+
+Snapshots may then carry a long max-age and still refresh as soon as an event arrives. One
+purge per topic per interval bounds the purge rate whatever the event rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from . import tasks
+from .cache_policy import live_tag
+from .config import Settings
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 5.0
+
+
+class Purger:
+    """Collects topics that changed and purges each by its live surrogate key."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._metrics = metrics
+        self._changed: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._settings.purge_url)
+
+    def changed(self, topic: str) -> None:
+        """``topic`` received events: its live answers are stale from now on."""
+        if self.enabled:
+            self._changed.add(topic)
+            self._wake.set()
+
+    async def start(self) -> None:
+        if self.enabled and self._task is None:
+            self._client = httpx.AsyncClient(timeout=_TIMEOUT_S, transport=self._transport)
+            self._task = asyncio.create_task(self._run(), name="cdn purge")
+
+    async def stop(self) -> None:
+        await tasks.stop(self._task)
+        self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            topics, self._changed = self._changed, set()
+            await asyncio.gather(*(self._purge(topic) for topic in sorted(topics)))
+            # Events arriving meanwhile wait for the next round: one purge per interval.
+            await asyncio.sleep(self._settings.purge_interval_s)
+
+    async def _purge(self, topic: str) -> None:
+        assert self._client is not None
+        try:
+            response = await self._client.request(
+                self._settings.purge_method,
+                self._settings.purge_url,
+                headers={"Surrogate-Key": live_tag(topic)},
+            )
+        except httpx.HTTPError as exc:
+            # The CDN keeps serving until max-age: stale for a while, never wrong.
+            log.warning("purge of %s at %s failed: %r", topic, self._settings.purge_url, exc)
+            self._metrics.purges.labels("failed").inc()
+            return
+        if response.is_success:
+            self._metrics.purges.labels("ok").inc()
+        else:
+            log.warning("purge of %s refused: %d", topic, response.status_code)
+            self._metrics.purges.labels("refused").inc()
