@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .events import Event, Scope
@@ -54,12 +57,14 @@ class Outbox:
         "_drained",
         "_items",
         "_pending_events",
-        "_ready",
+        "_waiter",
         "capacity",
         "closed",
+        "drained_at",
         "drained_events",
         "fmt",
         "overflowed",
+        "writing_since",
     )
 
     def __init__(self, fmt: Format, capacity: int) -> None:
@@ -72,8 +77,13 @@ class Outbox:
         self._pending_events = 0
         # How many of the frames the last drain returned were events (for metrics).
         self.drained_events = 0
-        self._ready = asyncio.Event()
+        # The writer's wait, when it waits: one future per wake-up, no timer (see Pulse).
+        self._waiter: asyncio.Future[None] | None = None
         self._drained = asyncio.Event()
+        # For the connection's Pulse (time.monotonic): when the writer last took frames, and
+        # when the write in progress began (0.0 when the writer is not inside a write).
+        self.drained_at = time.monotonic()
+        self.writing_since = 0.0
 
     def put_event(self, subscription: Subscription, event: Event) -> bool:
         """Queue ``event``; False when the outbox overflowed (the subscriber is lagging)."""
@@ -81,7 +91,7 @@ class Outbox:
             return False
         if self._pending_events >= self.capacity:
             self.overflowed = True
-            self._ready.set()
+            self._wake()
             self._drained.set()
             return False
         # The raised id is fixed now, in queue order: a floor set at a hand-over must not
@@ -89,8 +99,14 @@ class Outbox:
         own_id = subscription.own_id(event) if subscription.floor is not None else None
         self._items.append((subscription, event, own_id))
         self._pending_events += 1
-        self._ready.set()
+        if self._waiter is not None:
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def put_event_when_room(self, subscription: Subscription, event: Event) -> bool:
         """Queue ``event`` once the writer has made room (catch-up reads pace themselves).
@@ -108,7 +124,7 @@ class Outbox:
     def put_control(self, frame: bytes | str) -> None:
         if not self.closed:
             self._items.append(frame)
-            self._ready.set()
+            self._wake()
 
     def put_control_first(self, frames: list[bytes | str], subscription: Subscription) -> None:
         """Queue ``frames`` ahead of every event already queued for ``subscription``."""
@@ -124,22 +140,36 @@ class Outbox:
         )
         for offset, frame in enumerate(frames):
             self._items.insert(index + offset, frame)
-        self._ready.set()
+        self._wake()
 
     def close(self) -> None:
         """Wake the writer for good: it sends nothing more."""
         self.closed = True
-        self._ready.set()
+        self._wake()
         self._drained.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the writer has something to do: frames waiting, or a close to send."""
+        return bool(self._items) or self.overflowed or self.closed
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait until something is queued (or the outbox closed); False on timeout."""
-        if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), within)
-            except TimeoutError:
-                return False
-        return True
+        if self.ready:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        if within is None:
+            await waiter
+            return True
+        timer = loop.call_later(within, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if self._waiter is waiter:
+                self._waiter = None
+        return self.ready
 
     def drain(self) -> list[bytes | str]:
         """Take every waiting frame, advancing each subscription's cursor as its event goes."""
@@ -168,8 +198,79 @@ class Outbox:
         return events
 
     def _after_drain(self) -> None:
+        self.drained_at = time.monotonic()
         self.drained_events = self._pending_events
         self._pending_events = 0
         self._drained.set()
-        if not self.overflowed and not self.closed:
-            self._ready.clear()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Pulse:
+    """A connection's one timer: a heartbeat frame after ``heartbeat_s`` of silence, and
+    ``on_stuck`` once a single write has taken longer than ``send_timeout_s``.
+
+    The timer re-arms itself, so nothing is scheduled per event or per write: the writer
+    only stamps ``Outbox.writing_since`` around each write.
+    """
+
+    __slots__ = (
+        "_heartbeat",
+        "_heartbeat_s",
+        "_on_stuck",
+        "_outbox",
+        "_period",
+        "_send_timeout_s",
+        "_timer",
+    )
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        heartbeat: bytes | str,
+        heartbeat_s: float,
+        send_timeout_s: float | None = None,
+        on_stuck: Callable[[], None] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._heartbeat = heartbeat
+        self._heartbeat_s = heartbeat_s
+        self._send_timeout_s = send_timeout_s if on_stuck is not None else None
+        self._on_stuck = on_stuck
+        # A stuck write is noticed at most half a timeout late.
+        self._period = min(heartbeat_s, (self._send_timeout_s or math.inf) / 2)
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(self._period, self._tick)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        outbox = self._outbox
+        now = time.monotonic()
+        due = self._period
+        writing_since = outbox.writing_since
+        if writing_since:
+            if self._send_timeout_s is not None:
+                left = writing_since + self._send_timeout_s - now
+                if left <= 0:
+                    self._timer = None
+                    assert self._on_stuck is not None
+                    self._on_stuck()
+                    return
+                due = min(due, left)
+        else:
+            # Keeps proxies and load balancers from closing a quiet connection.
+            quiet = now - outbox.drained_at
+            if quiet >= self._heartbeat_s:
+                outbox.put_control(self._heartbeat)
+            else:
+                due = min(due, self._heartbeat_s - quiet)
+        self._timer = asyncio.get_running_loop().call_later(max(due, 0.001), self._tick)

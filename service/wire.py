@@ -111,6 +111,21 @@ def own_event_frame(event: Event, fmt: Format, scope: Scope, event_id: str) -> b
     return _encode_event(event, fmt, scope, event_id)
 
 
+# herald.v1.batch.*: one frame carrying several server messages, spliced from their own
+# already-encoded frames (never re-encoded): {"op":"batch","messages":[m1, m2, ...]}.
+_JSON_BATCH_HEAD = '{"op":"batch","messages":['
+_MSGPACK_BATCH_HEAD = b"\x82" + b"".join(map(dump_msgpack, ("op", "batch", "messages")))
+_msgpack_packer = msgpack.Packer()
+
+
+def batch_frame(frames: list[bytes | str], fmt: Format) -> bytes | str:
+    """One ``batch`` message holding ``frames`` (encoded messages of ``fmt``) in order."""
+    if fmt is Format.MSGPACK:
+        header: bytes = _msgpack_packer.pack_array_header(len(frames))
+        return b"".join((_MSGPACK_BATCH_HEAD, header, *frames))  # type: ignore[arg-type]
+    return _JSON_BATCH_HEAD + ",".join(frames) + "]}"  # type: ignore[arg-type]
+
+
 def sse_frame(
     *,
     event: str | None = None,

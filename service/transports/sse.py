@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from quart import Blueprint, Response, request
 
 from ..errors import HeraldError
-from ..outbox import Outbox, Subscription
+from ..outbox import Outbox, Pulse, Subscription
 from ..state import Herald, Opened, herald
 from ..wire import Format, dump_json, sse_frame
 from .catch_up import cancel, start_catch_up
@@ -69,16 +69,18 @@ async def _events(
     h.metrics.connections.labels("sse").inc()
     deliveries = h.metrics.deliveries.labels("sse")
     catch_up = start_catch_up(opened, on_catch_up_error)
+    pulse = Pulse(outbox, HEARTBEAT, h.settings.sse_heartbeat_s)
+    pulse.start()
     try:
         yield preamble
         while True:
-            if not await outbox.wait(h.settings.sse_heartbeat_s):
-                yield HEARTBEAT
-                continue
+            if not outbox.ready:
+                await outbox.wait()
             frames = outbox.drain()
             if frames:
                 # Everything pending goes out as one body chunk: one write, many events.
-                deliveries.inc(outbox.drained_events)
+                if outbox.drained_events:
+                    deliveries.inc(outbox.drained_events)
                 yield b"".join(frame for frame in frames if isinstance(frame, bytes))
             if failed:
                 return  # EventSource reconnects by itself with Last-Event-ID
@@ -90,6 +92,7 @@ async def _events(
                 yield _goodbye("shutdown", subscription)
                 return
     finally:
+        pulse.stop()
         await cancel(catch_up)
         h.close(subscription)
         release()

@@ -10,25 +10,36 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
-from quart import Blueprint, Response, websocket
+from quart import Blueprint, Quart, Response, websocket
+from quart.blueprints import BlueprintSetupState
 
 from ..auth import Principal
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
 from ..idempotency import MAX_KEY_CHARS
 from ..limits import RateLimiter
-from ..outbox import Outbox, Subscription
+from ..outbox import Outbox, Pulse, Subscription
 from ..problems import problem_response
 from ..state import Herald, herald
-from ..wire import Format, decode_message, encode_message
+from ..wire import Format, batch_frame, decode_message, encode_message
 from .catch_up import cancel, start_catch_up
 from .identity import client_address, origin_allowed, principal_of
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
 
-SUBPROTOCOLS = {"herald.v1.json": Format.JSON, "herald.v1.msgpack": Format.MSGPACK}
+# Each subprotocol: its frames' format, and whether the client takes ``batch`` messages.
+SUBPROTOCOLS = {
+    "herald.v1.json": (Format.JSON, False),
+    "herald.v1.msgpack": (Format.MSGPACK, False),
+    "herald.v1.batch.json": (Format.JSON, True),
+    "herald.v1.batch.msgpack": (Format.MSGPACK, True),
+}
+# A batch message grows to about this many bytes before the next one starts (a stock
+# client such as Python's websockets takes messages up to 1 MiB).
+BATCH_BYTES = 256 * 1024
 
 # Close codes (documented in the README and openapi.yaml).
 CLOSE_MALFORMED = 4400
@@ -51,16 +62,36 @@ class ProtocolViolation(Exception):
         self.reason = reason
 
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# The ASGI send callable of a WebSocket, kept in its scope under this name (see below).
+_ASGI_SEND = "herald.asgi_send"
+
+
+@blueprint.record_once
+def _keep_asgi_send(state: BlueprintSetupState) -> None:
+    """Keep each WebSocket's ASGI ``send`` in its scope, for the writer to call directly.
+
+    Quart's ``websocket.send`` yields to the event loop before every frame (``sleep(0)``):
+    a whole loop iteration per frame per connection, the largest cost of a fan-out.
+    """
+    app = cast(Quart, state.app)
+    inner = app.asgi_app
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[_ASGI_SEND] = send
+        await inner(scope, receive, send)
+
+    app.asgi_app = asgi_app  # type: ignore[method-assign]
+
+
 @blueprint.websocket("/v1/ws")
 async def ws() -> Response | None:
     h = herald()
-    fmt = _negotiate(websocket.requested_subprotocols)
-    if fmt is None:
-        return Response("offer herald.v1.json or herald.v1.msgpack", status=400)
-    subprotocol = next(
-        (name for name in websocket.requested_subprotocols if SUBPROTOCOLS.get(name) is fmt),
-        None,
-    )
+    subprotocol = _negotiate(websocket.requested_subprotocols)
+    if subprotocol is None:
+        return Response(f"offer one of {', '.join(SUBPROTOCOLS)}", status=400)
+    fmt, batch = SUBPROTOCOLS[subprotocol] if subprotocol else (Format.JSON, False)
     # Refused before the upgrade: a page of another site must not ride on a visitor's
     # cookies (cross-site WebSocket hijacking), and limits hold before any work is done.
     if not origin_allowed(h, websocket):
@@ -72,28 +103,29 @@ async def ws() -> Response | None:
     except HeraldError as exc:
         return problem_response(exc)
     try:
-        await websocket.accept(subprotocol=subprotocol)
-        await Connection(h, fmt, principal).run()
+        await websocket.accept(subprotocol=subprotocol or None)
+        await Connection(h, fmt, principal, batch).run()
     finally:
         h.connections.release(address)
     return None
 
 
-def _negotiate(requested: list[str]) -> Format | None:
+def _negotiate(requested: list[str]) -> str | None:
+    """The first subprotocol the client offers that Herald speaks; "" when it offers none."""
     if not requested:
-        return Format.JSON
-    for name in requested:
-        if name in SUBPROTOCOLS:
-            return SUBPROTOCOLS[name]
-    return None
+        return ""
+    return next((name for name in requested if name in SUBPROTOCOLS), None)
 
 
 class Connection:
     """The state of one WebSocket: its outbox and its subscriptions by (topic, key)."""
 
-    def __init__(self, h: Herald, fmt: Format, principal: Principal | None) -> None:
+    def __init__(
+        self, h: Herald, fmt: Format, principal: Principal | None, batch: bool = False
+    ) -> None:
         self.h = h
         self.fmt = fmt
+        self.batch = batch
         self.principal = principal
         self.address = client_address(h, websocket)
         # Quart queues inbound messages without bound: a flood is cut off here.
@@ -108,12 +140,22 @@ class Connection:
         h = self.h
         h.outboxes.add(self.outbox)
         h.metrics.connections.labels("ws").inc()
-        tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._read())]
+        writer = asyncio.create_task(self._write())
+        tasks = [writer, asyncio.create_task(self._read())]
         if self.principal is not None and self.principal.expires_at is not None:
             tasks.append(asyncio.create_task(self._expire(self.principal.expires_at)))
+        pulse = Pulse(
+            self.outbox,
+            encode_message({"op": "heartbeat"}, self.fmt),
+            h.settings.ws_heartbeat_s,
+            h.settings.send_timeout_s,
+            lambda: self._stuck(writer),
+        )
+        pulse.start()
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            pulse.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -273,29 +315,38 @@ class Connection:
     def _error(self, exc: HeraldError, ref: Any, **context: Any) -> None:
         self._send({"op": "error", "code": exc.code, "message": exc.detail, "ref": ref, **context})
 
+    def _stuck(self, writer: asyncio.Task[None]) -> None:
+        log.info(
+            "WebSocket client took over %ss to take a frame: closing",
+            self.h.settings.send_timeout_s,
+        )
+        self.h.metrics.lagging.inc()
+        writer.cancel()
+
     async def _write(self) -> None:
+        """The only sender: everything waiting goes out per wake-up, in order.
+
+        A batch client gets what waits as one ``batch`` message; any client gets its frames
+        written back to back, with no yield to the event loop between them.
+        """
         outbox = self.outbox
         deliveries = self.h.metrics.deliveries.labels("ws")
-        heartbeat = encode_message({"op": "heartbeat"}, self.fmt)
+        send = _sender(cast("Send | None", websocket.scope.get(_ASGI_SEND)), self.fmt)
+        batch, fmt = self.batch, self.fmt
+        monotonic = time.monotonic
         while True:
-            if not await outbox.wait(self.h.settings.ws_heartbeat_s):
-                # Keeps proxies and load balancers from closing a quiet connection.
-                outbox.put_control(heartbeat)
+            if not outbox.ready:
+                await outbox.wait()
             frames = outbox.drain()
-            timeout = self.h.settings.send_timeout_s
+            if batch and len(frames) > 1:
+                frames = _batches(frames, fmt)
             for frame in frames:
-                # The deadline is per frame: a long backlog is fine while the client reads.
-                try:
-                    async with asyncio.timeout(timeout):
-                        await websocket.send(frame)
-                except TimeoutError:
-                    log.info(
-                        "WebSocket client took over %ss to take a frame: closing",
-                        self.h.settings.send_timeout_s,
-                    )
-                    self.h.metrics.lagging.inc()
-                    return
-            deliveries.inc(outbox.drained_events)
+                # The deadline (Pulse) is per frame: a long backlog is fine while the client reads.
+                outbox.writing_since = monotonic()
+                await send(frame)
+            outbox.writing_since = 0.0
+            if outbox.drained_events:
+                deliveries.inc(outbox.drained_events)
             if outbox.overflowed:
                 self.h.metrics.lagging.inc()
                 for subscription in self.subscriptions.values():
@@ -324,6 +375,34 @@ class Connection:
     async def _close(self, code: int, reason: str) -> None:
         # A close reason is at most 123 bytes.
         await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
+
+
+def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awaitable[None]]:
+    """Write one frame: straight to the server's ASGI send when the scope has it."""
+    if asgi_send is None:
+        return websocket.send  # served without the blueprint's ASGI wrapper
+    key = "bytes" if fmt is Format.MSGPACK else "text"
+
+    def send(frame: bytes | str) -> Awaitable[None]:
+        return asgi_send({"type": "websocket.send", key: frame})
+
+    return send
+
+
+def _batches(frames: list[bytes | str], fmt: Format) -> list[bytes | str]:
+    """``frames`` as ``batch`` messages of about BATCH_BYTES (a lone frame stays as it is)."""
+    out: list[bytes | str] = []
+    group: list[bytes | str] = []
+    size = 0
+    for frame in frames:
+        if group and size + len(frame) > BATCH_BYTES:
+            out.append(batch_frame(group, fmt) if len(group) > 1 else group[0])
+            group, size = [], 0
+        group.append(frame)
+        size += len(frame)
+    if group:
+        out.append(batch_frame(group, fmt) if len(group) > 1 else group[0])
+    return out
 
 
 def _text(message: dict[str, Any], name: str, required: bool) -> str | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgpack
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from service.cursor import Cursor
@@ -208,3 +209,63 @@ async def test_other_clients_survive_a_misbehaving_one(server: HeraldProcess, to
                 await bad.recv()
         await publish(server.base_url, topic, {"data": "still here"})
         assert (await ws_recv_op(good, "event"))["data"] == "still here"
+
+
+# -- herald.v1.batch.*: several messages in one frame, only when the client offers it ------
+
+
+def _decode(frame: bytes | str) -> dict[str, Any]:
+    message: dict[str, Any] = (
+        msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
+    )
+    return message
+
+
+async def _send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    binary = ws.subprotocol is not None and ws.subprotocol.endswith("msgpack")
+    await ws.send(msgpack.packb(message) if binary else json.dumps(message))
+
+
+async def _read_events(ws: ClientConnection, count: int) -> tuple[list[Any], set[str]]:
+    """``count`` events' data, unpacking batches; and every op seen on the frames."""
+    events: list[Any] = []
+    ops: set[str] = set()
+    while len(events) < count:
+        frame = await ws.recv()
+        assert isinstance(frame, bytes) == ws.subprotocol.endswith("msgpack")  # type: ignore[union-attr]
+        message = _decode(frame)
+        ops.add(message["op"])
+        inner = message["messages"] if message["op"] == "batch" else [message]
+        for part in inner:
+            assert part["op"] != "batch", "a batch holds messages, not batches"
+            assert part["op"] != "error", part
+            if part["op"] == "event":
+                events.append(part["data"]["n"])
+    return events, ops
+
+
+@pytest.mark.parametrize(
+    "subprotocol",
+    ["herald.v1.batch.json", "herald.v1.batch.msgpack", "herald.v1.json", "herald.v1.msgpack"],
+)
+async def test_only_a_batch_client_gets_batches_and_every_client_gets_each_event_once_in_order(
+    server: HeraldProcess, topic: str, subprotocol: str
+) -> None:
+    await publish(server.base_url, topic, [{"key": "k", "data": {"n": n}} for n in range(60)])
+    offered = [subprotocol, "herald.v1.json"]
+    async with connect(url(server), subprotocols=offered) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == subprotocol
+        # A resume from the ring queues the replay at once, behind `subscribed`: the writer
+        # finds them all waiting together, so a batch client is sure to get a batch.
+        await _send(ws, {"op": "subscribe", "topic": topic, "key": "k", "since": "earliest"})
+        replayed, ops = await _read_events(ws, 60)
+        body = [{"key": "k", "data": {"n": n}} for n in range(60, 160)]
+        await publish(server.base_url, topic, body)
+        live, live_ops = await _read_events(ws, 100)
+        await _send(ws, {"op": "ping"})
+        assert _decode(await ws.recv())["op"] in ("pong", "batch")
+    assert replayed + live == list(range(160))
+    if "batch" in subprotocol:
+        assert "batch" in ops
+    else:
+        assert "batch" not in ops | live_ops

@@ -18,6 +18,7 @@ from service.errors import Malformed
 from service.events import Event, EventIn, Scope, event_from_record
 from service.wire import (
     Format,
+    batch_frame,
     decode_message,
     dump_json,
     encode_message,
@@ -250,3 +251,40 @@ def test_random_bytes_on_msgpack_parse_or_raise_only_malformed(frame: bytes) -> 
 def test_random_text_on_json_parses_or_raises_only_malformed(frame: str) -> None:
     with contextlib.suppress(Malformed):
         decode_message(frame, Format.JSON)
+
+
+# -- herald.v1.batch.*: several server messages spliced into one frame ---------------------
+
+
+@pytest.mark.parametrize("count", [2, 15, 16, 65535, 65536])
+def test_a_msgpack_batch_holds_every_message_in_order(count: int) -> None:
+    messages = [{"op": "event", "n": n, "blob": b"\x00\x01"} for n in range(count)]
+    frames: list[bytes | str] = [encode_message(m, Format.MSGPACK) for m in messages]
+    decoded = msgpack.unpackb(batch_frame(frames, Format.MSGPACK), raw=False)
+    assert decoded == {"op": "batch", "messages": messages}
+
+
+def test_a_json_batch_holds_every_message_in_order() -> None:
+    event = make_event({"text": "ünïcode ✓", "n": [1, 2.5, None]})
+    frames = [
+        event_frame(event, Format.JSON, Scope.TOPIC),
+        encode_message({"op": "pong"}, Format.JSON),
+        event_frame(event, Format.JSON, Scope.PARTITION),
+    ]
+    batch = batch_frame(frames, Format.JSON)
+    assert isinstance(batch, str)
+    assert json.loads(batch) == {
+        "op": "batch",
+        "messages": [json.loads(frame) for frame in frames],
+    }
+
+
+def test_a_batch_is_spliced_from_the_shared_frames_not_re_encoded() -> None:
+    event = make_event()
+    shared = event_frame(event, Format.JSON, Scope.TOPIC)
+    assert isinstance(shared, str)
+    batch = batch_frame([shared, shared], Format.JSON)
+    assert batch == '{"op":"batch","messages":[' + shared + "," + shared + "]}"
+    packed = event_frame(event, Format.MSGPACK, Scope.TOPIC)
+    assert isinstance(packed, bytes)
+    assert batch_frame([packed, packed], Format.MSGPACK).endswith(b"\x92" + packed + packed)
