@@ -1,11 +1,21 @@
-"""Serving the app with Hypercorn; SIGTERM lets every stream say goodbye before it ends."""
+"""Serving the app with Hypercorn; SIGTERM lets every stream say goodbye before it ends.
+
+``serve_workers`` runs several such processes on one listening socket that they inherit
+from a parent, which forwards SIGTERM/SIGINT to them and waits for them to end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
+import types
 
+import uvloop
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -16,9 +26,9 @@ from .state import Herald
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(settings: Settings) -> Config:
+def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config:
     config = Config()
-    config.bind = [settings.bind]
+    config.bind = [settings.bind if listen_fd is None else f"fd://{listen_fd}"]
     config.accesslog = None
     config.graceful_timeout = settings.shutdown_grace_s
     # Quart queues inbound WebSocket messages without bound: cap each one's size at least.
@@ -36,7 +46,13 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-async def run(settings: Settings) -> None:
+def serve_one(settings: Settings, listen_fd: int | None = None) -> None:
+    """Run one Herald process on uvloop until SIGTERM/SIGINT."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run(settings, listen_fd))
+
+
+async def run(settings: Settings, listen_fd: int | None = None) -> None:
     app = create_app(settings)
     h: Herald = app.extensions["herald"]
     stop = asyncio.Event()
@@ -51,5 +67,68 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     scheme = "https" if settings.tls_cert else "http"
-    log.info("Herald on %s://%s (Kafka %s)", scheme, settings.bind, settings.kafka_bootstrap)
-    await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait)
+    log.info(
+        "Herald on %s://%s (Kafka %s, pid %d)",
+        scheme,
+        settings.bind,
+        settings.kafka_bootstrap,
+        os.getpid(),
+    )
+    await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait)
+
+
+def listening_socket(bind: str) -> socket.socket:
+    """A TCP socket listening on ``bind`` (host:port) that child processes may inherit."""
+    host, port = bind.rsplit(":", 1)
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, int(port)), family=family, backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_workers(settings: Settings, count: int, argv: list[str]) -> int:
+    """Run ``count`` worker processes (``herald serve`` with ``argv``) on one socket.
+
+    Each worker is a whole Herald: its own event loop, Kafka consumer and producer. The
+    kernel hands each new connection to one of them. SIGTERM/SIGINT go on to every worker;
+    if one ends by itself, the others are stopped too. Returns the exit status.
+    """
+    sock = listening_socket(settings.bind)
+    fd = sock.fileno()
+    command = [sys.executable, "-m", "service", "serve", *argv, "--listen-fd", str(fd)]
+    workers = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(count)]
+    sock.close()  # the workers hold it now
+    log.info("Herald on %s: %d workers (pids %s)", settings.bind, count, [w.pid for w in workers])
+    stopping = False
+
+    def stop_all(signum: int) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    def on_signal(signum: int, _frame: types.FrameType | None) -> None:
+        log.info("signal %d: stopping %d workers", signum, count)
+        stop_all(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    status = 0
+    running = {worker.pid: worker for worker in workers}
+    while running:
+        pid, wait_status = os.waitpid(-1, 0)
+        worker = running.pop(pid, None)
+        if worker is None:
+            continue
+        code = os.waitstatus_to_exitcode(wait_status)
+        worker.returncode = code
+        if not stopping:
+            log.error("worker %d ended (status %d): stopping the others", pid, code)
+            status = code or 1
+            stop_all(signal.SIGTERM)
+        elif code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            status = status or code
+    return status
