@@ -1,39 +1,137 @@
-// Demo: subscribe over WebSocket (JSON) and publish over HTTP.
-const state = document.getElementById("state");
-const list = document.getElementById("events");
-const form = document.getElementById("publish");
-const topicInput = document.getElementById("topic");
-let socket = null;
-let lastId = null;
+// Demo page: a live feed of one topic, a keyed notifications view, publishing, and the
+// connection's state. The client (/client/herald.js) picks the transport by itself: a
+// WebSocket on /v1/ws, else the SSE stream, else long-polling the events pages.
+import { connect } from "/client/herald.js";
 
-function connect(topic) {
-  const url = new URL("/v1/ws", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("topic", topic);
-  if (lastId) url.searchParams.set("since", lastId);
-  socket = new WebSocket(url, ["herald.v1.json"]);
-  socket.onopen = () => { state.textContent = "websocket: open"; state.className = "state open"; };
-  socket.onclose = () => {
-    state.textContent = "websocket: reconnecting…"; state.className = "state";
-    setTimeout(() => connect(topic), 1000 + Math.random() * 1000);
-  };
-  socket.onmessage = (message) => {
-    const msg = JSON.parse(message.data);
-    if (msg.op !== "event") return;
-    lastId = msg.id;
-    const item = document.createElement("li");
-    item.textContent = `${msg.time} ${msg.key ?? ""} ${msg.type}: ${JSON.stringify(msg.data)}`;
-    list.prepend(item);
-  };
+const TRANSPORT_NAMES = { websocket: "WebSocket", sse: "SSE", longpoll: "long-polling" };
+const SHOWN = 500; // list items kept on screen; the counters count everything
+
+const query = new URLSearchParams(location.search);
+const topic = query.get("topic") || "demo";
+const user = query.get("user") || "user-42";
+const transports = query.getAll("transports").flatMap((value) => value.split(","));
+const [initial, max] = (query.get("backoff") || "").split(",").map(Number);
+
+const herald = connect(location.origin, {
+  transports: transports.length ? transports : undefined,
+  backoff: initial ? { initial, max: max || initial * 16 } : undefined,
+});
+const $ = (id) => document.getElementById(id);
+
+// What the page shows, for people and for the browser tests: events in arrival order.
+const demo = { client: herald, states: [], feed: [], notifications: [], duplicates: 0 };
+window.heraldDemo = demo;
+
+// -- connection state --------------------------------------------------------------------
+
+herald.on("state", ({ state, transport, retryIn }) => {
+  const connection = $("connection");
+  connection.dataset.state = state;
+  connection.dataset.transport = transport ?? "";
+  $("connection-state").textContent =
+    retryIn === undefined ? state : `${state} in ${(retryIn / 1000).toFixed(1)} s`;
+  $("connection-transport").textContent = TRANSPORT_NAMES[transport] ?? "nothing";
+  demo.states.push({ state, transport });
+  log(`${state}${transport ? ` (${TRANSPORT_NAMES[transport]})` : ""}${
+    retryIn === undefined ? "" : `, next try in ${(retryIn / 1000).toFixed(1)} s`
+  }`);
+});
+herald.on("reset", ({ topic: resetTopic, key, cursor }) => {
+  log(`reset: ${resetTopic}${key ? `/${key}` : ""} resumes at ${cursor} (older events expired)`);
+});
+herald.on("error", ({ error }) => log(`error: ${error.code ?? ""} ${error.message}`));
+
+function log(text) {
+  const item = document.createElement("li");
+  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  $("log").prepend(item);
+  while ($("log").children.length > 20) $("log").lastChild.remove();
 }
 
-form.addEventListener("submit", async (submit) => {
+// -- the two subscriptions ---------------------------------------------------------------
+
+$("feed-topic").textContent = topic;
+$("notifications-user").textContent = user;
+$("settings-topic").value = topic;
+$("settings-user").value = user;
+if (transports.length) {
+  for (const box of document.querySelectorAll("input[name=transports]")) {
+    box.checked = transports.includes(box.value);
+  }
+}
+
+herald.subscribe(topic, {}, (event) => show("feed", event));
+herald.subscribe("notifications", { key: user }, (event) => show("notifications", event));
+
+const seen = { feed: new Set(), notifications: new Set() };
+
+function show(list, event) {
+  // The client promises each event once; the page checks, so people can see it holds.
+  if (seen[list].has(event.id)) {
+    demo.duplicates += 1;
+    $("feed-duplicates").dataset.count = demo.duplicates;
+    $("feed-duplicates").textContent = `${demo.duplicates} duplicates`;
+  }
+  seen[list].add(event.id);
+  demo[list].push({ id: event.id, key: event.key, type: event.type, text: describe(event.data) });
+  $(`${list}-count`).textContent = demo[list].length;
+
+  const item = document.createElement("li");
+  item.dataset.id = event.id;
+  const time = document.createElement("time");
+  time.dateTime = event.time;
+  time.textContent = new Date(event.time).toLocaleTimeString();
+  const type = document.createElement("span");
+  type.className = "type";
+  type.textContent = event.type;
+  const body = document.createElement("span");
+  body.className = "data";
+  body.textContent = describe(event.data);
+  item.append(time, " ", type, " ");
+  if (event.key !== null && list === "feed") {
+    const key = document.createElement("span");
+    key.className = "key";
+    key.textContent = event.key;
+    item.append(key, " ");
+  }
+  item.append(body);
+  const target = $(list);
+  target.prepend(item);
+  while (target.children.length > SHOWN) target.lastChild.remove();
+}
+
+function describe(data) {
+  if (data && typeof data === "object" && typeof data.text === "string") return data.text;
+  return JSON.stringify(data);
+}
+
+// -- publishing ----------------------------------------------------------------------------
+
+$("publish").addEventListener("submit", async (submit) => {
   submit.preventDefault();
-  const key = document.getElementById("key").value || undefined;
-  const body = { data: { text: document.getElementById("message").value }, key };
-  await fetch(`/v1/topics/${encodeURIComponent(topicInput.value)}/events`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
+  const status = $("publish-status");
+  status.textContent = "publishing…";
+  try {
+    const published = await herald.publish(
+      topic,
+      { text: $("publish-text").value },
+      { key: $("publish-key").value || undefined, type: $("publish-type").value || undefined },
+    );
+    status.textContent = `published: partition ${published.partition}, offset ${published.offset}`;
+  } catch (error) {
+    status.textContent = `not published: ${error.message}`;
+  }
 });
 
-connect(topicInput.value);
+$("notify").addEventListener("submit", async (submit) => {
+  submit.preventDefault();
+  try {
+    await herald.publish(
+      "notifications",
+      { text: $("notify-text").value },
+      { key: user, type: "notification" },
+    );
+  } catch (error) {
+    log(`notification not sent: ${error.message}`);
+  }
+});

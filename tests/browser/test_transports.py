@@ -1,0 +1,57 @@
+"""The demo page in Chromium: live events over WebSocket, and over SSE or long-polling when
+the transports before them are blocked, each event shown once and in order."""
+
+from __future__ import annotations
+
+from playwright.async_api import BrowserContext, Page, WebSocketRoute
+
+from ..clients import publish
+from ..processes import HeraldProcess
+from .demo_page import DemoPage, texts
+
+
+async def publish_texts(server: HeraldProcess, topic: str, *words: str) -> None:
+    """One key, so the events share a partition and their order is defined."""
+    for word in words:
+        await publish(server.base_url, topic, {"key": "k", "data": {"text": word}})
+
+
+async def refuse_websockets(context: BrowserContext) -> list[str]:
+    """Every WebSocket is closed before a message passes, as a proxy stripping upgrades."""
+    attempts: list[str] = []
+
+    async def refuse(ws: WebSocketRoute) -> None:
+        attempts.append(ws.url)
+        await ws.close(code=1011, reason="blocked by the test")
+
+    await context.route_web_socket("**/v1/ws*", refuse)
+    return attempts
+
+
+async def test_sse_when_websocket_is_blocked(
+    context: BrowserContext, page: Page, demo_server: HeraldProcess, feed_topic: str, user: str
+) -> None:
+    attempts = await refuse_websockets(context)
+    demo = await DemoPage(page, demo_server, feed_topic, user).open()
+    await demo.wait_open("sse")
+    assert attempts, "the client tried a WebSocket first"
+    await publish_texts(demo_server, feed_topic, "one", "two", "three")
+    assert texts(await demo.wait_feed(3)) == ["one", "two", "three"]
+
+
+async def test_long_polling_when_websocket_and_sse_are_blocked(
+    context: BrowserContext, page: Page, demo_server: HeraldProcess, feed_topic: str, user: str
+) -> None:
+    await refuse_websockets(context)
+    streams: list[str] = []
+
+    async def abort(route: object) -> None:
+        streams.append(route.request.url)  # type: ignore[attr-defined]
+        await route.abort()  # type: ignore[attr-defined]
+
+    await context.route("**/stream*", abort)
+    demo = await DemoPage(page, demo_server, feed_topic, user).open()
+    await demo.wait_open("longpoll")
+    assert streams, "the client tried Server-Sent Events before long-polling"
+    await publish_texts(demo_server, feed_topic, "one", "two", "three")
+    assert texts(await demo.wait_feed(3)) == ["one", "two", "three"]
