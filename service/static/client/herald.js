@@ -110,7 +110,7 @@ export class Herald extends EventTarget {
     const subscription = new Subscription(this, topic, options, onEvent);
     this.#subs.add(subscription);
     if (this.#session) this.#attach(this.#session, subscription);
-    else this.#wake();
+    else if (this.state === "idle") this.#wake(); // a reconnect waiting out its backoff waits on
     return subscription;
   }
 
@@ -231,7 +231,6 @@ export class Herald extends EventTarget {
       });
       this.#session = session;
       for (const subscription of this.#subs) this.#attach(session, subscription);
-      session.start();
     });
   }
 
@@ -267,20 +266,21 @@ export class Herald extends EventTarget {
     return subscription.preparing;
   }
 
-  // Does the server answer plain HTTP? Asked with the first subscription's snapshot, a
-  // request that surely passes whatever proxy or CDN sits in front of Herald.
+  // Does Herald answer plain HTTP? Asked with the first subscription's snapshot, a
+  // request that surely passes whatever proxy or CDN sits in front of Herald. A proxy's
+  // own error page (502, 504) is no answer from Herald.
   async #reachable() {
     const [first] = this.#subs;
     const url = first
       ? this.url(`/v1/topics/${enc(first.topic)}/snapshot`, { key: first.key, limit: 1 })
       : this.url("/healthz");
     try {
-      await fetch(url, {
+      const response = await fetch(url, {
         headers: await this.#authorization(),
         cache: "no-store",
         signal: AbortSignal.timeout(this.options.connectTimeout),
       });
-      return true;
+      return response.ok || isProblem(response);
     } catch {
       return false;
     }
@@ -427,8 +427,6 @@ class Session {
     );
     this.watchdog = setInterval(() => this.#checkSilence(), 5000);
   }
-
-  start() {}
 
   /** The transport works: the first message arrived. */
   open() {
@@ -666,6 +664,7 @@ class SseSession extends Session {
       since: subscription.cursor,
     });
     const token = await client.token();
+    this.alive(subscription); // a stream that never answers is caught like a silent one
     const response = await fetch(url, {
       headers: { Accept: "text/event-stream", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
       cache: "no-store",
