@@ -70,11 +70,11 @@ function show(list, event) {
   if (seen[list].has(event.id)) {
     demo.duplicates += 1;
     $("feed-duplicates").dataset.count = demo.duplicates;
-    $("feed-duplicates").textContent = `${demo.duplicates} duplicates`;
+    $("feed-duplicates").textContent = plural(demo.duplicates, "duplicate");
   }
   seen[list].add(event.id);
   demo[list].push({ id: event.id, key: event.key, type: event.type, text: describe(event.data) });
-  $(`${list}-count`).textContent = demo[list].length;
+  $(`${list}-count`).textContent = plural(demo[list].length, list === "feed" ? "event" : "notification");
 
   const item = document.createElement("li");
   item.dataset.id = event.id;
@@ -98,6 +98,10 @@ function show(list, event) {
   const target = $(list);
   target.prepend(item);
   while (target.children.length > SHOWN) target.lastChild.remove();
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 function describe(data) {

@@ -28,7 +28,8 @@ async def test_snapshot_then_live_events_over_websocket(
     shown = await demo.wait_feed(6)
     assert texts(shown) == ["before-1", "before-2", "live-1", "live-2", "live-3", "from the page"]
     assert len({event["id"] for event in shown}) == 6
-    await expect(page.locator("#feed-count")).to_have_text("6")
+    await expect(page.locator("#feed-count")).to_have_text("6 events")
+    await expect(page.locator("#feed-duplicates")).to_have_text("0 duplicates")
     await expect(page.locator("#feed li")).to_have_count(6)
 
 

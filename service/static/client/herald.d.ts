@@ -63,10 +63,10 @@ export interface ConnectOptions {
   /** Events per history page while catching up over long-polling. Default 100. */
   pageLimit?: number;
   /** Reconnect delays in ms: each failure doubles the delay (with jitter, between half
-   * and all of it) from `initial` up to `max`. Default {initial: 500, max: 15000}. */
+   * and all of it) from `initial` up to `max`. Default {initial: 500, max: 10000}. */
   backoff?: { initial?: number; max?: number };
-  /** ms a transport may take to deliver its first message before the next is tried.
-   * Default 10000. */
+  /** ms a transport may take to reach Herald (a WebSocket handshake, an SSE stream's or
+   * a page's answer) before the next is tried. Default 15000. */
   connectTimeout?: number;
   /** ms without a byte (the server sends heartbeats) before a connection counts as dead.
    * Default 65000. */

@@ -34,8 +34,9 @@ const DEFAULTS = {
   snapshot: 50,
   longPollWait: 25,
   pageLimit: 100,
-  backoff: { initial: 500, max: 15000 },
-  connectTimeout: 10000,
+  backoff: { initial: 500, max: 10000 },
+  // Longer than Herald's own wait for Kafka (10 s) before it answers 503 itself.
+  connectTimeout: 15000,
   // Both streams send something at least every 25 s (WebSocket heartbeat, SSE ping).
   silenceTimeout: 65000,
   // A session that dies sooner than this after opening does not reset the backoff.
@@ -428,12 +429,17 @@ class Session {
     this.watchdog = setInterval(() => this.#checkSilence(), 5000);
   }
 
+  /** The connection reached Herald (a WebSocket handshake): no connect timeout now. */
+  reached() {
+    clearTimeout(this.connectTimer);
+  }
+
   /** The transport works: the first message arrived. */
   open() {
     if (this.opened || this.ended) return;
     this.opened = true;
     this.openedAt = Date.now();
-    clearTimeout(this.connectTimer);
+    this.reached();
     this.client.opened(this);
   }
 
@@ -545,6 +551,9 @@ class Socket {
       return;
     }
     this.ws.onopen = () => {
+      // A socket that closes before its first message still counts as a failed transport
+      // (a proxy that accepts the upgrade and then drops it), but a slow answer does not.
+      session.reached();
       session.alive(this);
       for (const subscription of this.subs) this.#subscribe(subscription);
     };
@@ -762,6 +771,9 @@ class LongPollSession extends Session {
       try {
         response = await fetch(url, {
           headers: token ? { Authorization: `Bearer ${token}` } : {},
+          // A head answer may be cached for a moment (for a CDN to collapse waiting
+          // requests); the browser must not hand the last empty one back at once.
+          cache: wait ? "no-cache" : "default",
           signal: request,
         });
         if (response.ok) page = await response.json();
