@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .events import Event, Scope
-from .wire import Format, event_frame, own_event_frame
+from .wire import Format, event_frame, event_ws_frame, own_event_frame, ws_frame
 
 
 @dataclass(eq=False, slots=True)
@@ -149,6 +149,11 @@ class Outbox:
         self._drained.set()
 
     @property
+    def pending(self) -> int:
+        """Frames waiting (events and control frames)."""
+        return len(self._items)
+
+    @property
     def ready(self) -> bool:
         """Whether the writer has something to do: frames waiting, or a close to send."""
         return bool(self._items) or self.overflowed or self.closed
@@ -175,18 +180,41 @@ class Outbox:
         """Take every waiting frame, advancing each subscription's cursor as its event goes."""
         frames: list[bytes | str] = []
         items = self._items
+        fmt = self.fmt
         while items:
             item = items.popleft()
             if isinstance(item, tuple):
                 subscription, event, own_id = item
+                scope = subscription.scope
                 if own_id is None:
-                    frames.append(event_frame(event, self.fmt, subscription.scope))
-                    subscription.cursor = event.id(subscription.scope)
+                    frames.append(event_frame(event, fmt, scope))
+                    subscription.cursor = event.id(scope)
                 else:
-                    frames.append(own_event_frame(event, self.fmt, subscription.scope, own_id))
+                    frames.append(own_event_frame(event, fmt, scope, own_id))
                     subscription.cursor = own_id
             else:
                 frames.append(item)
+        self._after_drain()
+        return frames
+
+    def drain_ws_frames(self) -> list[bytes]:
+        """``drain`` as whole WebSocket frames, ready for the socket (event frames are shared)."""
+        frames: list[bytes] = []
+        items = self._items
+        fmt = self.fmt
+        while items:
+            item = items.popleft()
+            if isinstance(item, tuple):
+                subscription, event, own_id = item
+                scope = subscription.scope
+                if own_id is None:
+                    frames.append(event_ws_frame(event, fmt, scope))
+                    subscription.cursor = event.id(scope)
+                else:
+                    frames.append(ws_frame(own_event_frame(event, fmt, scope, own_id)))
+                    subscription.cursor = own_id
+            else:
+                frames.append(ws_frame(item))
         self._after_drain()
         return frames
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgpack
 from sse_starlette import ServerSentEvent
+from wsproto.frame_protocol import FrameProtocol
 
 from .errors import Malformed
 from .events import Event, Scope
@@ -104,6 +105,26 @@ def _encode_event(
         return sse.encode()
     # The WS message is the event object with "op" first: splice rather than encode twice.
     return '{"op":"event",' + body[1:]
+
+
+# Frames a server sends: unmasked, never fragmented, no extension (an uncompressed message is
+# valid on a permessage-deflate connection too: RFC 7692 section 6).
+_server_framing = FrameProtocol(client=False, extensions=[])
+
+
+def ws_frame(message: bytes | str) -> bytes:
+    """``message`` as one whole WebSocket frame on the wire: text for str, binary for bytes."""
+    return bytes(_server_framing.send_data(message, fin=True))
+
+
+def event_ws_frame(event: Event, fmt: Format, scope: Scope) -> bytes:
+    """The WebSocket frame (header and all) carrying ``event``; computed once and shared."""
+    slot = ("ws-" + fmt.value, scope)
+    frame = event.encoded.get(slot)
+    if frame is None:
+        frame = event.encoded[slot] = ws_frame(event_frame(event, fmt, scope))
+    assert isinstance(frame, bytes)
+    return frame
 
 
 def own_event_frame(event: Event, fmt: Format, scope: Scope, event_id: str) -> bytes | str:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from hypercorn.protocol.events import Data
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from quart import Blueprint, Quart, Response, websocket
 from quart.blueprints import BlueprintSetupState
 
@@ -23,7 +25,7 @@ from ..limits import RateLimiter
 from ..outbox import Outbox, Pulse, Subscription
 from ..problems import problem_response
 from ..state import Herald, herald
-from ..wire import Format, batch_frame, decode_message, encode_message
+from ..wire import Format, batch_frame, decode_message, encode_message, ws_frame
 from .catch_up import cancel, start_catch_up
 from .identity import client_address, origin_allowed, principal_of
 
@@ -40,6 +42,9 @@ SUBPROTOCOLS = {
 # A batch message grows to about this many bytes before the next one starts (a stock
 # client such as Python's websockets takes messages up to 1 MiB).
 BATCH_BYTES = 256 * 1024
+# Frames written to the socket at once, at most about this many bytes (the send deadline
+# applies to each such write).
+WRITE_BYTES = 64 * 1024
 
 # Close codes (documented in the README and openapi.yaml).
 CLOSE_MALFORMED = 4400
@@ -326,24 +331,37 @@ class Connection:
     async def _write(self) -> None:
         """The only sender: everything waiting goes out per wake-up, in order.
 
-        A batch client gets what waits as one ``batch`` message; any client gets its frames
-        written back to back, with no yield to the event loop between them.
+        Under Hypercorn the frames go onto the connection's stream as bytes: each event's
+        frame is built once and shared by every connection, and what waits is one write.
+        A batch client gets what waits as ``batch`` messages.
         """
         outbox = self.outbox
         deliveries = self.h.metrics.deliveries.labels("ws")
-        send = _sender(cast("Send | None", websocket.scope.get(_ASGI_SEND)), self.fmt)
+        asgi_send = cast("Send | None", websocket.scope.get(_ASGI_SEND))
+        write = _stream_writer(asgi_send)
+        send = _sender(asgi_send, self.fmt)
         batch, fmt = self.batch, self.fmt
         monotonic = time.monotonic
         while True:
             if not outbox.ready:
                 await outbox.wait()
-            frames = outbox.drain()
-            if batch and len(frames) > 1:
-                frames = _batches(frames, fmt)
-            for frame in frames:
-                # The deadline (Pulse) is per frame: a long backlog is fine while the client reads.
-                outbox.writing_since = monotonic()
-                await send(frame)
+            if write is not None:
+                if batch and outbox.pending > 1:
+                    frames = [ws_frame(m) for m in _batches(outbox.drain(), fmt)]
+                else:
+                    frames = outbox.drain_ws_frames()
+                for data in _joined(frames):
+                    # The deadline (Pulse) is per write: a long backlog is fine while the
+                    # client reads.
+                    outbox.writing_since = monotonic()
+                    await write(data)
+            else:
+                messages = outbox.drain()
+                if batch and len(messages) > 1:
+                    messages = _batches(messages, fmt)
+                for message in messages:
+                    outbox.writing_since = monotonic()
+                    await send(message)
             outbox.writing_since = 0.0
             if outbox.drained_events:
                 deliveries.inc(outbox.drained_events)
@@ -375,6 +393,40 @@ class Connection:
     async def _close(self, code: int, reason: str) -> None:
         # A close reason is at most 123 bytes.
         await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
+
+
+def _stream_writer(asgi_send: Send | None) -> Callable[[bytes], Awaitable[None]] | None:
+    """Whole frames straight onto Hypercorn's WebSocket stream, when Hypercorn serves us.
+
+    What Hypercorn's ``websocket.send`` does after wsproto framed a message, for frames that
+    are already framed: many frames in one write, no per-connection encoding.
+    """
+    stream = getattr(asgi_send, "__self__", None)
+    if not isinstance(stream, WSStream):
+        return None
+
+    async def write(data: bytes) -> None:
+        if not stream.closed and stream.state is ASGIWebsocketState.CONNECTED:
+            await stream.send(Data(stream_id=stream.stream_id, data=data))
+
+    return write
+
+
+def _joined(frames: list[bytes]) -> list[bytes]:
+    """``frames`` joined into writes of about WRITE_BYTES."""
+    if len(frames) <= 1:
+        return frames
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if group and size + len(frame) > WRITE_BYTES:
+            out.append(b"".join(group))
+            group, size = [], 0
+        group.append(frame)
+        size += len(frame)
+    out.append(b"".join(group))
+    return out
 
 
 def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awaitable[None]]:

@@ -9,7 +9,7 @@ import time
 from service.cursor import Cursor
 from service.events import Event, EventIn, Scope, event_from_record
 from service.outbox import Outbox, Pulse, Subscription
-from service.wire import Format, event_frame
+from service.wire import Format, event_frame, event_ws_frame, ws_frame
 
 TOPIC = "orders"
 
@@ -311,3 +311,18 @@ async def test_the_pulse_leaves_a_write_within_its_deadline_alone() -> None:
         assert not stuck.is_set()
     finally:
         pulse.stop()
+
+
+def test_drain_ws_frames_gives_whole_frames_in_order_and_advances_cursors() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    subscription = subscribe(outbox, key="k")
+    event = make_event(0, key="k")
+    outbox.put_control('{"op":"pong"}')
+    outbox.put_event(subscription, event)
+    frames = outbox.drain_ws_frames()
+    assert frames == [
+        ws_frame('{"op":"pong"}'),
+        event_ws_frame(event, Format.JSON, Scope.PARTITION),
+    ]
+    assert subscription.cursor == event.id(Scope.PARTITION)
+    assert outbox.drained_events == 1

@@ -6,7 +6,14 @@ import json
 
 import msgpack
 
-from service.transports.websocket import BATCH_BYTES, SUBPROTOCOLS, _batches, _negotiate
+from service.transports.websocket import (
+    BATCH_BYTES,
+    SUBPROTOCOLS,
+    WRITE_BYTES,
+    _batches,
+    _joined,
+    _negotiate,
+)
 from service.wire import Format, encode_message
 
 
@@ -51,3 +58,12 @@ def test_msgpack_frames_are_grouped_into_a_binary_batch() -> None:
         "op": "batch",
         "messages": [{"op": "event", "n": n} for n in range(3)],
     }
+
+
+def test_frames_are_joined_into_writes_of_bounded_size_in_order() -> None:
+    frames = [bytes([n]) * (WRITE_BYTES // 3) for n in range(7)]
+    writes = _joined(frames)
+    assert b"".join(writes) == b"".join(frames)
+    assert all(len(write) <= WRITE_BYTES for write in writes)
+    assert len(writes) == 3
+    assert _joined(frames[:1]) == frames[:1]

@@ -23,7 +23,9 @@ from service.wire import (
     dump_json,
     encode_message,
     event_frame,
+    event_ws_frame,
     sse_frame,
+    ws_frame,
 )
 
 TOPIC = "orders"
@@ -288,3 +290,33 @@ def test_a_batch_is_spliced_from_the_shared_frames_not_re_encoded() -> None:
     packed = event_frame(event, Format.MSGPACK, Scope.TOPIC)
     assert isinstance(packed, bytes)
     assert batch_frame([packed, packed], Format.MSGPACK).endswith(b"\x92" + packed + packed)
+
+
+@pytest.mark.parametrize(
+    ("size", "header"),
+    [
+        (0, b"\x81\x00"),
+        (125, b"\x81\x7d"),
+        (126, b"\x81\x7e\x00\x7e"),
+        (65536, b"\x81\x7f" + (65536).to_bytes(8, "big")),
+    ],
+)
+def test_a_text_message_becomes_one_whole_unmasked_frame(size: int, header: bytes) -> None:
+    assert (
+        ws_frame("é" * (size // 2) + "x" * (size % 2))
+        == header + ("é" * (size // 2) + "x" * (size % 2)).encode()
+    )
+
+
+def test_a_binary_message_becomes_a_binary_frame() -> None:
+    assert ws_frame(b"\x00\xff") == b"\x82\x02\x00\xff"
+
+
+def test_an_events_websocket_frame_is_built_once_and_shared() -> None:
+    event = make_event()
+    frame = event_ws_frame(event, Format.JSON, Scope.TOPIC)
+    assert frame is event_ws_frame(event, Format.JSON, Scope.TOPIC)
+    message = event_frame(event, Format.JSON, Scope.TOPIC)
+    assert isinstance(message, str)
+    assert frame == ws_frame(message)
+    assert event_ws_frame(event, Format.MSGPACK, Scope.TOPIC)[0] == 0x82
