@@ -16,11 +16,12 @@ from ..processes import HeraldProcess
 from .demo_page import PATIENCE_MS
 
 # Loads the client into a page of the server's origin and keeps what each subscription sees.
-HARNESS = """async (transports) => {
+HARNESS = """async ([transports, options]) => {
   const herald = await import("/client/herald.js");
   window.client = herald.connect(location.origin, {
     transports: transports.length ? transports : undefined,
     backoff: {initial: 100, max: 1000},
+    ...options,
   });
   window.seen = {};
   window.errors = {};
@@ -35,9 +36,11 @@ HARNESS = """async (transports) => {
 }"""
 
 
-async def load_client(page: Page, server: HeraldProcess, *transports: str) -> None:
+async def load_client(
+    page: Page, server: HeraldProcess, *transports: str, **options: object
+) -> None:
     await page.goto(f"{server.base_url}/healthz")
-    await page.evaluate(HARNESS, list(transports))
+    await page.evaluate(HARNESS, [list(transports), options])
 
 
 async def wait_seen(page: Page, name: str, count: int) -> list[dict[str, Any]]:
@@ -206,3 +209,29 @@ async def test_a_page_of_another_origin_imports_the_client(
         f"{demo_server.base_url}/client/herald.js",
     )
     assert imported == "function"
+
+
+async def test_back_to_websocket_once_it_gets_through(
+    context: BrowserContext, page: Page, demo_server: HeraldProcess, feed_topic: str
+) -> None:
+    """A fallback transport serves until the preferred one is tried again and works."""
+    blocked = True
+
+    async def route(ws: WebSocketRoute) -> None:
+        if blocked:
+            await ws.close(code=1011, reason="blocked by the test")
+        else:
+            ws.connect_to_server()
+
+    await context.route_web_socket("**/v1/ws*", route)
+    await load_client(page, demo_server, upgradeAfter=500)
+    await page.evaluate("topic => follow('switching', topic, {key: 'k'})", feed_topic)
+    await wait_client_open(page, "sse")
+    await publish(demo_server.base_url, feed_topic, [{"key": "k", "data": n} for n in (1, 2)])
+    await wait_seen(page, "switching", 2)
+    blocked = False
+    await wait_client_open(page, "websocket")
+    await publish(demo_server.base_url, feed_topic, [{"key": "k", "data": n} for n in (3, 4)])
+    assert data(await wait_seen(page, "switching", 4)) == [1, 2, 3, 4]
+    await publish(demo_server.base_url, feed_topic, {"key": "k", "data": "end"})
+    assert data(await wait_seen(page, "switching", 5)) == [1, 2, 3, 4, "end"]

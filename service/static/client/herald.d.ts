@@ -72,6 +72,9 @@ export interface ConnectOptions {
    * Default 65000. */
   silenceTimeout?: number;
   /** ms a connection must stay open for the backoff to start over. Default 10000. */
+  /** ms a fallback transport serves before the preferred one is tried again (it may
+   * work now); the switch resumes from the cursors. Default 60000. */
+  upgradeAfter?: number;
   stableAfter?: number;
 }
 

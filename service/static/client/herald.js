@@ -41,6 +41,8 @@ const DEFAULTS = {
   silenceTimeout: 65000,
   // A session that dies sooner than this after opening does not reset the backoff.
   stableAfter: 10000,
+  // How long a fallback transport serves before the first one is tried again.
+  upgradeAfter: 60000,
 };
 
 /** An error Herald answered with (problem+json or a WebSocket error op), or a network one. */
@@ -204,6 +206,11 @@ export class Herald extends EventTarget {
         outcome = { opened: false, reachable: false };
       }
       if (this.#closed || outcome.idle) continue;
+      if (outcome.upgrade) {
+        rung = 0;
+        attempt = 0;
+        continue;
+      }
       if (outcome.opened) {
         rung = 0;
         attempt = outcome.stable ? 0 : attempt + 1;
@@ -226,7 +233,14 @@ export class Herald extends EventTarget {
       transport
     ];
     return new Promise((resolve) => {
+      // On a fallback transport, try the preferred one again now and then: whatever
+      // blocked it (a proxy, a network) may be gone. Cursors make the switch seamless.
+      const upgrade =
+        transport === this.options.transports[0]
+          ? null
+          : setTimeout(() => session.end({ upgrade: true }), this.options.upgradeAfter);
       const session = new Session(this, (outcome) => {
+        clearTimeout(upgrade);
         if (this.#session === session) this.#session = null;
         resolve(outcome);
       });
