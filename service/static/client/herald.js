@@ -506,9 +506,10 @@ class Session {
   }
 }
 
-// One socket carries at most one subscription per topic, because an event names its topic
-// and key but not the subscription it belongs to; a second subscription of the same topic
-// (the whole topic and one of its keys, say) gets a socket of its own.
+// One socket carries at most one subscription per topic, ever, because an event names its
+// topic and key but not the subscription it belongs to: a second subscription of the same
+// topic (the whole topic and one of its keys, say), or a new one after an unsubscribe whose
+// last events may still be on their way, gets a socket of its own.
 class WebSocketSession extends Session {
   transport = "websocket";
   sockets = [];
@@ -516,12 +517,12 @@ class WebSocketSession extends Session {
   add(subscription) {
     if (this.ended || this.sockets.some((socket) => socket.subs.has(subscription))) return;
     let socket = this.sockets.find(
-      (candidate) => !candidate.byTopic.has(subscription.topic) && candidate.subs.size < 100,
+      (candidate) => !candidate.carried.has(subscription.topic) && candidate.subs.size < 100,
     );
     if (!socket) {
       socket = new Socket(this);
       this.sockets.push(socket);
-      socket.connect();
+      socket.connect().catch((error) => this.end({ reason: error }));
     }
     socket.add(subscription);
   }
@@ -545,6 +546,7 @@ class WebSocketSession extends Session {
 class Socket {
   subs = new Set();
   byTopic = new Map();
+  carried = new Set();
   ws = null;
   closing = false;
 
@@ -592,6 +594,7 @@ class Socket {
   add(subscription) {
     this.subs.add(subscription);
     this.byTopic.set(subscription.topic, subscription);
+    this.carried.add(subscription.topic);
     if (this.ws?.readyState === WebSocket.OPEN) this.#subscribe(subscription);
   }
 
@@ -644,7 +647,10 @@ class Socket {
       case "error": {
         const error = new HeraldError(message.code, message.message);
         if (subscription && message.topic) session.failed(subscription, error);
-        else session.client.dispatchEvent(new CustomEvent("error", { detail: { error } }));
+        else {
+          const detail = { error, subscription: null };
+          session.client.dispatchEvent(new CustomEvent("error", { detail }));
+        }
         break;
       }
       default:
