@@ -40,3 +40,5 @@ def configure_logging(level: str) -> None:
         handler.addFilter(repeat)
     # Hypercorn logs through its own handler as well as ours: keep one copy.
     logging.getLogger("hypercorn.error").propagate = False
+    # httpx (the CDN purges) logs every request at INFO: failures are logged by the caller.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -67,11 +67,14 @@ class SseStream:
 
 @asynccontextmanager
 async def sse(
-    base_url: str, path: str, headers: dict[str, str] | None = None
+    base_url: str, path: str, headers: dict[str, str] | None = None, **client_options: Any
 ) -> AsyncIterator[SseStream]:
-    """Open an SSE stream and read its first block (retry:), so the subscription is live."""
+    """Open an SSE stream and read its first block (retry:), so the subscription is live.
+
+    ``client_options`` go to httpx.AsyncClient (``verify``, ``http2`` through a proxy).
+    """
     async with (
-        httpx.AsyncClient(base_url=base_url, timeout=30) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=30, **client_options) as client,
         client.stream("GET", path, headers=headers) as response,
     ):
         assert response.status_code == 200, await response.aread()

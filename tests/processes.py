@@ -197,3 +197,69 @@ class StartServer(Protocol):
     """Starts a Herald process with ``HERALD_*`` settings given as keyword arguments."""
 
     def __call__(self, **settings: str) -> Awaitable[HeraldProcess]: ...
+
+
+class Proxy:
+    """A proxy from deploy/ (its script's ``up``/``down``) on a free port before ``origins``."""
+
+    script: Path
+    scheme: str
+    name: str
+
+    def __init__(self, work_dir: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.ws_url = f"{self.scheme.replace('http', 'ws')}://127.0.0.1:{self.port}"
+        self.work_dir = work_dir
+
+    def _env(self, origins: list[HeraldProcess] | None = None) -> dict[str, str]:
+        env = {
+            **os.environ,
+            f"{self.name}_PORT": str(self.port),
+            f"{self.name}_DIR": str(self.work_dir),
+        }
+        if origins:
+            env["HERALD_ORIGINS"] = ",".join(f"127.0.0.1:{origin.port}" for origin in origins)
+        return env
+
+    def up(self, origins: list[HeraldProcess]) -> None:
+        run_script(self.script, "up", env=self._env(origins))
+
+    def down(self) -> None:
+        run_script(self.script, "down", env=self._env())
+
+
+class Varnish(Proxy):
+    """Varnish (deploy/varnish): the CDN stand-in, caching by the origin's headers."""
+
+    script = ROOT / "deploy" / "varnish" / "varnish.sh"
+    scheme = "http"
+    name = "VARNISH"
+
+    def counter(self, name: str) -> int:
+        """One of varnishstat's counters, such as ``MAIN.busy_sleep``."""
+        out = subprocess.run(
+            ["bash", str(self.script), "stat"],
+            env=self._env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in out.splitlines():
+            fields = line.split()
+            if fields and fields[0] == name:
+                return int(fields[1])
+        raise KeyError(name)
+
+
+class Nginx(Proxy):
+    """nginx (deploy/nginx): TLS and HTTP/2 for clients, several Herald upstreams."""
+
+    script = ROOT / "deploy" / "nginx" / "nginx.sh"
+    scheme = "https"
+    name = "NGINX"
+
+    @property
+    def certificate(self) -> Path:
+        """The self-signed certificate nginx.sh made: clients trust exactly this one."""
+        return self.work_dir / "tls.crt"

@@ -6,6 +6,7 @@ vcl 4.1;
 # varnish.sh writes the backends and the `origin` director below from HERALD_ORIGINS.
 
 import directors;
+import std;
 
 #@ORIGINS@
 
@@ -35,7 +36,10 @@ sub vcl_recv {
         }
         set req.http.X-Keys = regsuball(req.http.Surrogate-Key, "[.]", "[.]");
         set req.http.X-Keys = regsuball(req.http.X-Keys, " +", "|");
-        ban("obj.http.Surrogate-Key ~ (^| )(" + req.http.X-Keys + ")( |$)");
+        # A ban expression ends its argument at a space: the regex must hold none.
+        if (!std.ban("obj.http.Surrogate-Key ~ (^|\s)(" + req.http.X-Keys + ")(\s|$)")) {
+            return (synth(500, "Purge failed: " + std.ban_error()));
+        }
         return (synth(200, "Purged"));
     }
     if (req.http.Upgrade ~ "(?i)websocket") {
