@@ -12,7 +12,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, WebSocketRoute
 
 from ..clients import publish
-from ..processes import HeraldProcess
+from ..processes import HeraldProcess, StartServer
+from ..tokens import SECRET, token
 from .demo_page import PATIENCE_MS
 
 # Loads the client into a page of the server's origin and keeps what each subscription sees.
@@ -235,3 +236,37 @@ async def test_back_to_websocket_once_it_gets_through(
     assert data(await wait_seen(page, "switching", 4)) == [1, 2, 3, 4]
     await publish(demo_server.base_url, feed_topic, {"key": "k", "data": "end"})
     assert data(await wait_seen(page, "switching", 5)) == [1, 2, 3, 4, "end"]
+
+
+@pytest.fixture(scope="session")
+async def private_server(server_factory: StartServer) -> HeraldProcess:
+    """Topics ``priv-*`` need a token to read; publishing always does."""
+    return await server_factory(
+        topics="priv-.*", private_topics="priv-.*", publish_open="false", jwt_secret=SECRET
+    )
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+async def test_a_token_opens_private_topics_on_every_transport(
+    page: Page, private_server: HeraldProcess, user: str, transport: str
+) -> None:
+    topic = f"priv-{user}"
+    grant = f"{topic}/{{sub}}"
+    issued = token(user, subscribe=[grant], publish=[grant])
+    await load_client(page, private_server, transport, token=issued)
+    await page.evaluate(
+        """([topic, user]) => {
+            follow("mine", topic, {key: user});
+            follow("theirs", topic, {key: "someone-else"});
+        }""",
+        [topic, user],
+    )
+    await page.wait_for_function("() => errors.theirs.length > 0")
+    assert await page.evaluate("() => errors.theirs") == ["forbidden"]
+    await wait_client_open(page, transport)
+    published = await page.evaluate(
+        "([topic, user]) => client.publish(topic, 'for me', {key: user})", [topic, user]
+    )
+    mine = await wait_seen(page, "mine", 1)
+    assert [event["id"] for event in mine] == [published["id"]]
+    assert data(mine) == ["for me"]

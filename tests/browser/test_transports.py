@@ -3,6 +3,8 @@ the transports before them are blocked, each event shown once and in order."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from playwright.async_api import BrowserContext, Page, WebSocketRoute
 
 from ..clients import publish
@@ -50,8 +52,18 @@ async def test_long_polling_when_websocket_and_sse_are_blocked(
         await route.abort()  # type: ignore[attr-defined]
 
     await context.route("**/stream*", abort)
+    polls: list[str] = []
+    page.on(
+        "request", lambda request: polls.append(request.url) if "/events?" in request.url else None
+    )
     demo = await DemoPage(page, demo_server, feed_topic, user).open()
     await demo.wait_open("longpoll")
     assert streams, "the client tried Server-Sent Events before long-polling"
     await publish_texts(demo_server, feed_topic, "one", "two", "three")
     assert texts(await demo.wait_feed(3)) == ["one", "two", "three"]
+    # No cache-busting: a position has one URL, so a CDN can answer its waiters at once.
+    for url in polls:
+        names = [name for name, _ in parse_qsl(urlsplit(url).query)]
+        names = names[1:] if names[0] == "key" else names
+        assert names in (["after", "limit"], ["after", "limit", "wait"]), url
+    assert any(url.endswith("&wait=25") for url in polls)
