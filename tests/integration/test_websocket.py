@@ -14,6 +14,7 @@ from service.cursor import Cursor
 
 from ..clients import publish, ws_recv, ws_recv_op, ws_send
 from ..processes import HeraldProcess
+from .test_contract import check
 
 
 def url(server: HeraldProcess, query: str = "") -> str:
@@ -235,6 +236,8 @@ async def _read_events(ws: ClientConnection, count: int) -> tuple[list[Any], set
         assert isinstance(frame, bytes) == ws.subprotocol.endswith("msgpack")  # type: ignore[union-attr]
         message = _decode(frame)
         ops.add(message["op"])
+        if message["op"] == "batch":
+            check("WsServerMessage", message)  # the documented WsBatch shape
         inner = message["messages"] if message["op"] == "batch" else [message]
         for part in inner:
             assert part["op"] != "batch", "a batch holds messages, not batches"
