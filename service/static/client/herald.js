@@ -735,7 +735,7 @@ class SseSession extends Session {
     } catch {
       return;
     }
-    if (SSE_CONTROL.has(event) && !("time" in body)) {
+    if (SSE_CONTROL.has(event) && !(body instanceof Object && "time" in body)) {
       if (event === "reset") this.reset(subscription, body.cursor);
       else if (event === "error") this.failed(subscription, problemError(body, 0));
       // lagging, shutdown: the stream ends next; the reconnect resumes from the cursor.
