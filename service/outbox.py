@@ -54,7 +54,7 @@ class Outbox:
 
     __slots__ = (
         "__weakref__",
-        "_drained",
+        "_room",
         "_items",
         "_pending_events",
         "_waiter",
@@ -79,7 +79,8 @@ class Outbox:
         self.drained_events = 0
         # The writer's wait, when it waits: one future per wake-up, no timer (see Pulse).
         self._waiter: asyncio.Future[None] | None = None
-        self._drained = asyncio.Event()
+        # A catch-up read waiting for room (see put_event_when_room); None while none waits.
+        self._room: asyncio.Future[None] | None = None
         # For the connection's Pulse (time.monotonic): when the writer last took frames, and
         # when the write in progress began (0.0 when the writer is not inside a write).
         self.drained_at = time.monotonic()
@@ -92,7 +93,7 @@ class Outbox:
         if self._pending_events >= self.capacity:
             self.overflowed = True
             self._wake()
-            self._drained.set()
+            self._make_room()
             return False
         # The raised id is fixed now, in queue order: a floor set at a hand-over must not
         # touch the catch-up events still waiting ahead of it.
@@ -117,9 +118,14 @@ class Outbox:
         while self._pending_events >= max(1, self.capacity // 2):
             if self.overflowed or self.closed:
                 return False
-            self._drained.clear()
-            await self._drained.wait()
+            room = self._room = asyncio.get_running_loop().create_future()
+            await room
         return self.put_event(subscription, event)
+
+    def _make_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     def put_control(self, frame: bytes | str) -> None:
         if not self.closed:
@@ -146,7 +152,7 @@ class Outbox:
         """Wake the writer for good: it sends nothing more."""
         self.closed = True
         self._wake()
-        self._drained.set()
+        self._make_room()
 
     @property
     def pending(self) -> int:
@@ -229,7 +235,8 @@ class Outbox:
         self.drained_at = time.monotonic()
         self.drained_events = self._pending_events
         self._pending_events = 0
-        self._drained.set()
+        if self._room is not None:
+            self._make_room()
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
