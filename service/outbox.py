@@ -54,9 +54,9 @@ class Outbox:
 
     __slots__ = (
         "__weakref__",
-        "_room",
         "_items",
         "_pending_events",
+        "_room",
         "_waiter",
         "capacity",
         "closed",
@@ -103,6 +103,10 @@ class Outbox:
         if self._waiter is not None:
             self._wake()
         return True
+
+    def wake(self) -> None:
+        """Wake the writer now, whatever is queued (it has something else to look at)."""
+        self._wake()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None

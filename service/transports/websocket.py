@@ -140,15 +140,20 @@ class Connection:
         self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self.ended = False
 
     async def run(self) -> None:
+        """Write in this task until the connection ends; read (and expire) in tasks of its own."""
         h = self.h
         h.outboxes.add(self.outbox)
         h.metrics.connections.labels("ws").inc()
-        writer = asyncio.create_task(self._write())
-        tasks = [writer, asyncio.create_task(self._read())]
+        tasks = [asyncio.create_task(self._read())]
         if self.principal is not None and self.principal.expires_at is not None:
             tasks.append(asyncio.create_task(self._expire(self.principal.expires_at)))
+        for task in tasks:
+            task.add_done_callback(self._stop_writing)
+        writer = asyncio.current_task()
+        assert writer is not None
         pulse = Pulse(
             self.outbox,
             encode_message({"op": "heartbeat"}, self.fmt),
@@ -158,10 +163,11 @@ class Connection:
         )
         pulse.start()
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._write()
         finally:
             pulse.stop()
             for task in tasks:
+                task.remove_done_callback(self._stop_writing)
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -172,6 +178,11 @@ class Connection:
                 h.close(subscription)
             h.outboxes.discard(self.outbox)
             h.metrics.connections.labels("ws").dec()
+
+    def _stop_writing(self, _task: object) -> None:
+        # The reader (or the token's expiry) ended the connection: the writer returns.
+        self.ended = True
+        self.outbox.wake()
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -345,6 +356,8 @@ class Connection:
         while True:
             if not outbox.ready:
                 await outbox.wait()
+            if self.ended:
+                return
             if write is not None:
                 if batch and outbox.pending > 1:
                     frames = [ws_frame(m) for m in _batches(outbox.drain(), fmt)]
