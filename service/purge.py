@@ -1,12 +1,14 @@
 """Purge on publish: tell the CDN that a topic's live answers changed, coalesced per topic.
 
-Snapshots may then carry a long max-age and still refresh as soon as an event arrives. One
-purge per topic per interval bounds the purge rate whatever the event rate.
+Snapshots may then carry a long max-age and still refresh as soon as an event arrives. At most
+one purge per topic per interval bounds the purge rate whatever the event rate; the first
+event after a quiet interval is purged at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -34,6 +36,8 @@ class Purger:
         self._transport = transport
         self._metrics = metrics
         self._changed: set[str] = set()
+        # When each recently purged topic was purged (loop time): one purge per interval.
+        self._purged_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -61,13 +65,22 @@ class Purger:
             self._client = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self._settings.purge_interval_s
         while True:
-            await self._wake.wait()
+            now = loop.time()
+            # A topic purged less than an interval ago waits for its turn; others go now.
+            self._purged_at = {t: at for t, at in self._purged_at.items() if at + interval > now}
+            due = {topic for topic in self._changed if topic not in self._purged_at}
+            if due:
+                self._changed -= due
+                self._purged_at.update(dict.fromkeys(due, now))
+                await asyncio.gather(*(self._purge(topic) for topic in sorted(due)))
+                continue
             self._wake.clear()
-            topics, self._changed = self._changed, set()
-            await asyncio.gather(*(self._purge(topic) for topic in sorted(topics)))
-            # Events arriving meanwhile wait for the next round: one purge per interval.
-            await asyncio.sleep(self._settings.purge_interval_s)
+            waits = [self._purged_at[topic] + interval - now for topic in self._changed]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(waits) if waits else None)
 
     async def _purge(self, topic: str) -> None:
         assert self._client is not None

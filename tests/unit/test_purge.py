@@ -91,3 +91,18 @@ async def test_a_refused_purge_is_counted_and_the_next_one_still_sent() -> None:
         await purger.stop()
     refused = metrics.registry.get_sample_value("herald_cache_purges_total", {"outcome": "refused"})
     assert refused == 2
+
+
+async def test_a_topic_waiting_for_its_interval_does_not_hold_back_another() -> None:
+    cdn = RecordingCdn()
+    purger = Purger(Settings(purge_url=URL, purge_interval_s=3600), Metrics(), transport=cdn)
+    await purger.start()
+    try:
+        purger.changed("busy")
+        await cdn.until(1)
+        purger.changed("busy")  # purged an interval (an hour) after the first at the earliest
+        purger.changed("quiet")
+        purged = await cdn.until(2)
+    finally:
+        await purger.stop()
+    assert purged == [("PURGE", "herald/busy/live"), ("PURGE", "herald/quiet/live")]

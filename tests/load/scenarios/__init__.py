@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..bench import Bench, ScenarioResult
-from . import catchup, fanout, idle, keyed, publish, snapshot
+from . import catchup, cdn, fanout, idle, keyed, publish, snapshot
 
 Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
 
@@ -21,4 +21,5 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "snapshot": (snapshot.run, snapshot.DESCRIPTION),
     "publish": (publish.run, publish.DESCRIPTION),
     "catchup": (catchup.run, catchup.DESCRIPTION),
+    "cdn-snapshot": (cdn.run, cdn.DESCRIPTION),
 }
