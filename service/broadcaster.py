@@ -83,9 +83,10 @@ class Broadcaster:
             keyed = self._by_key.get(event.key)
             if keyed:
                 targets.extend(keyed)
+        partition, offset = event.partition, event.offset
         for subscription in targets:
-            floor = subscription.skip_below.get(event.partition)
-            if floor is not None and event.offset < floor:
+            skip_below = subscription.skip_below
+            if skip_below and offset < skip_below.get(partition, -1):
                 continue
             if not subscription.outbox.put_event(subscription, event):
                 self.unsubscribe(subscription)

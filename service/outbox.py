@@ -28,10 +28,11 @@ class Subscription:
     # A whole-topic resume's start: ids are raised to it until this instance's own cursor
     # passes it (see Event.raised_to), then this is dropped and frames are shared again.
     floor: dict[int, int] | None = None
+    # Which id its events carry: fixed by the key, kept as a field (read per delivery).
+    scope: Scope = field(init=False)
 
-    @property
-    def scope(self) -> Scope:
-        return Scope.PARTITION if self.key is not None else Scope.TOPIC
+    def __post_init__(self) -> None:
+        self.scope = Scope.PARTITION if self.key is not None else Scope.TOPIC
 
     def own_id(self, event: Event) -> str | None:
         """This subscriber's id for ``event`` when the shared one would go back; else None."""
