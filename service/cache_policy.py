@@ -16,6 +16,9 @@ PRIVATE = "private, no-store"
 NEVER = "no-store"
 # A page that names a fixed range of the log never changes: a year is forever for a cache.
 IMMUTABLE = "public, max-age=31536000, immutable"
+# The browser client: not versioned in its URL, so not immutable; kept briefly, then
+# revalidated with its ETag (a 304).
+CLIENT_SCRIPT = "public, max-age=300, stale-while-revalidate=3600"
 
 
 def snapshot(settings: Settings, private: bool) -> str:

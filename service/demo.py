@@ -9,6 +9,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app
 from werkzeug.exceptions import NotFound
 
+from . import cache_policy
 from .browser_security import DEMO_CSP
 
 blueprint = Blueprint("demo", __name__)
@@ -19,9 +20,6 @@ CLIENT_FILES = {
     "herald.js": "text/javascript; charset=utf-8",
     "herald.d.ts": "application/typescript; charset=utf-8",
 }
-# Not versioned in its URL, so not immutable: caches keep it briefly and then revalidate
-# with the ETag, which costs a 304.
-CLIENT_CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=3600"
 
 
 @blueprint.get("/")
@@ -39,7 +37,7 @@ async def client(name: str) -> Response:
         raise NotFound()
     response = await current_app.send_static_file(f"client/{name}")
     response.headers["Content-Type"] = content_type
-    response.headers["Cache-Control"] = CLIENT_CACHE_CONTROL
+    response.headers["Cache-Control"] = cache_policy.CLIENT_SCRIPT
     # Pages of any site may import the client: a module script is fetched with CORS.
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"

@@ -41,9 +41,11 @@ async def test_openapi_document_is_served_and_valid(server: HeraldProcess) -> No
     assert "/v1/topics/{topic}/events" in document["paths"]
 
 
-async def test_demo_page_is_served(server: HeraldProcess) -> None:
+async def test_demo_page_is_served_with_the_client_it_uses(server: HeraldProcess) -> None:
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         page = await client.get("/")
         script = await client.get("/static/demo.js")
+        herald_js = await client.get("/client/herald.js")
     assert page.status_code == 200 and "<title>Herald demo</title>" in page.text
-    assert script.status_code == 200 and "/v1/ws" in script.text
+    assert script.status_code == 200 and "/client/herald.js" in script.text
+    assert herald_js.status_code == 200 and "/v1/ws" in herald_js.text
