@@ -12,7 +12,12 @@ from .subscriber_gen import serve_subscribers
 from .subscribers import Subscriber, WsSubscriber
 from .tally import Tally
 
-SUBPROTOCOLS = {"json": "herald.v1.json", "msgpack": "herald.v1.msgpack"}
+SUBPROTOCOLS = {
+    "json": "herald.v1.json",
+    "msgpack": "herald.v1.msgpack",
+    "batch-json": "herald.v1.batch.json",
+    "batch-msgpack": "herald.v1.batch.msgpack",
+}
 
 
 def key_name(index: int) -> str:

@@ -26,6 +26,8 @@ _TS_JSON = re.compile(rb'"ts":(-?[0-9.eE+-]+)')
 _TS_MSGPACK = b"\xa2ts\xcb"  # "ts" followed by a float64
 _EVENT_JSON = b'{"op":"event"'
 _EVENT_MSGPACK = b"\xa2op\xa5event"
+_BATCH_JSON = b'{"op":"batch"'
+_BATCH_MSGPACK = b"\x82\xa2op\xa5batch"
 _SSE_MESSAGE = b"event: message"
 HANDSHAKE_END = b"\r\n\r\n"
 
@@ -157,7 +159,7 @@ class WsSubscriber(Subscriber):
         self.host = host
         self.port = port
         self.subprotocol = subprotocol
-        self.binary = subprotocol == "herald.v1.msgpack"
+        self.binary = subprotocol.endswith("msgpack")
         self.subscribe = subscribe
         self._key = base64.b64encode(os.urandom(16)).decode()
         self._fragments: list[bytes] = []
@@ -245,6 +247,16 @@ class WsSubscriber(Subscriber):
             self.transport.write(client_frame(0xA, payload))
 
     def _message(self, payload: bytes, now: float) -> None:
+        if payload.startswith(_BATCH_JSON) or payload.startswith(_BATCH_MSGPACK):
+            # herald.v1.batch.*: each element is a message that would have been a frame.
+            batch = msgpack.unpackb(payload, raw=False) if self.binary else json.loads(payload)
+            for message in batch["messages"]:
+                if message.get("op") == "event":
+                    sent = message["data"].get("ts") if isinstance(message["data"], dict) else None
+                    self.tally.event(sent, now)
+                else:
+                    self._control(message)
+            return
         if self.binary:
             if _EVENT_MSGPACK in payload[:16]:
                 sent = send_time_msgpack(payload)
@@ -259,6 +271,9 @@ class WsSubscriber(Subscriber):
                 self.on_event(payload)
                 return
             message = json.loads(payload)
+        self._control(message)
+
+    def _control(self, message: Any) -> None:
         op = message.get("op") if isinstance(message, dict) else None
         if op == "subscribed":
             self.tally.control("subscribed")

@@ -12,6 +12,10 @@ Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
 SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "fanout-ws": (fanout.websocket_json, fanout.DESCRIPTION.format(transport="WebSocket JSON")),
     "fanout-sse": (fanout.sse, fanout.DESCRIPTION.format(transport="SSE")),
+    "fanout-ws-batch": (
+        fanout.websocket_batch,
+        fanout.DESCRIPTION.format(transport="WebSocket herald.v1.batch.json"),
+    ),
     "fanout-msgpack": (
         fanout.websocket_msgpack,
         fanout.DESCRIPTION.format(transport="WebSocket herald.v1.msgpack"),

@@ -26,6 +26,11 @@ async def websocket_json(bench: Bench, result: ScenarioResult) -> None:
     await fanout(bench, result, "gen_ws", ["--format", "json"], rates=[100, 20])
 
 
+async def websocket_batch(bench: Bench, result: ScenarioResult) -> None:
+    # herald.v1.batch.json: what waits for a connection goes out as one batch message.
+    await fanout(bench, result, "gen_ws", ["--format", "batch-json"], rates=[100, 20])
+
+
 async def websocket_msgpack(bench: Bench, result: ScenarioResult) -> None:
     await fanout(bench, result, "gen_ws", ["--format", "msgpack"], rates=[100])
 
