@@ -142,6 +142,7 @@ class Connection:
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self.ended = False
+        self.pulse: Pulse | None = None
 
     async def run(self) -> None:
         """Write in this task until the connection ends; read (and expire) in tasks of its own."""
@@ -155,7 +156,7 @@ class Connection:
             task.add_done_callback(self._stop_writing)
         writer = asyncio.current_task()
         assert writer is not None
-        pulse = Pulse(
+        pulse = self.pulse = Pulse(
             self.outbox,
             encode_message({"op": "heartbeat"}, self.fmt),
             h.settings.ws_heartbeat_s,
@@ -354,6 +355,8 @@ class Connection:
         send = _sender(asgi_send, self.fmt)
         batch, fmt = self.batch, self.fmt
         monotonic = time.monotonic
+        assert self.pulse is not None
+        writing = self.pulse.writing
         while True:
             if not outbox.ready:
                 await outbox.wait()
@@ -367,14 +370,14 @@ class Connection:
                 for data in _joined(frames):
                     # The deadline (Pulse) is per write: a long backlog is fine while the
                     # client reads.
-                    outbox.writing_since = monotonic()
+                    writing(monotonic())
                     await write(data)
             else:
                 messages = outbox.drain()
                 if batch and len(messages) > 1:
                     messages = _batches(messages, fmt)
                 for message in messages:
-                    outbox.writing_since = monotonic()
+                    writing(monotonic())
                     await send(message)
             outbox.writing_since = 0.0
             if outbox.drained_events:

@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -96,3 +97,33 @@ async def test_a_stalled_subscriber_is_cut_off_and_the_others_get_everything(
 
 async def _read_sse(stream: Any, count: int) -> list[int]:
     return [(await stream.next_event()).json()["data"]["n"] for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+async def short_deadline(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    # A queue too big to overflow here: only the send deadline can cut the stalled client.
+    yield await server_factory(
+        topics="it-.*", subscriber_queue_size="100000", send_timeout_s="1", max_body_bytes="4194304"
+    )
+
+
+async def test_a_write_that_stalls_past_the_send_deadline_drops_the_subscriber(
+    short_deadline: HeraldProcess, topic: str
+) -> None:
+    url = f"{short_deadline.ws_url}/v1/ws"
+    async with (
+        connect(url, sock=tiny_socket(short_deadline), max_queue=1, compression=None) as stalled,
+        connect(url, max_size=None) as reader,
+        httpx.AsyncClient(base_url=short_deadline.base_url) as client,
+    ):
+        for ws in (stalled, reader):
+            await subscribe(ws, topic)
+        # Publish until the server gave up on the stalled client: another process, so its
+        # /metrics is asked after each batch (the reader keeps up by reading each batch).
+        async with asyncio.timeout(60):
+            while "herald_subscribers_lagging_total 1.0" not in (await client.get("/metrics")).text:
+                body = [{"key": "k", "data": {"n": n, "pad": PAYLOAD}} for n in range(BATCH)]
+                await publish(short_deadline.base_url, topic, body)
+                assert await read_events(reader, BATCH) == list(range(BATCH))
+        metrics = (await client.get("/metrics")).text
+    assert 'herald_connections{transport="ws"} 1.0' in metrics  # only the reader is left

@@ -326,3 +326,17 @@ def test_drain_ws_frames_gives_whole_frames_in_order_and_advances_cursors() -> N
     ]
     assert subscription.cursor == event.id(Scope.PARTITION)
     assert outbox.drained_events == 1
+
+
+async def test_a_write_brings_a_quiet_pulse_forward_to_its_deadline() -> None:
+    outbox = Outbox(Format.JSON, capacity=1)
+    stuck = asyncio.Event()
+    # A quiet connection's timer is an hour away; a write that never ends is still caught.
+    pulse = Pulse(outbox, "beat", heartbeat_s=3600, send_timeout_s=0.01, on_stuck=stuck.set)
+    pulse.start()
+    try:
+        pulse.writing(time.monotonic())
+        await stuck.wait()
+        assert outbox.drain() == []
+    finally:
+        pulse.stop()
