@@ -159,10 +159,11 @@ class HeraldProcess:
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_ready(self, within: float = 30.0) -> None:
+    # A busy 2-core machine has been seen to take over 30 s to start one (Kafka included).
+    async def wait_ready(self, within: float = 60.0) -> None:
         await self.wait_readiness(True, within)
 
-    async def wait_readiness(self, ready: bool, within: float = 30.0) -> None:
+    async def wait_readiness(self, ready: bool, within: float = 60.0) -> None:
         """Poll /readyz until it says ``ready`` (another process: there is no event to await)."""
         async with httpx.AsyncClient(base_url=self.base_url) as client:
             async with asyncio.timeout(within):

@@ -50,8 +50,16 @@ async def test_a_stalled_subscriber_is_cut_off_and_the_others_get_everything(
 ) -> None:
     url = f"{small_queue.ws_url}/v1/ws"
     async with (
-        # No compression: the padding would shrink to nothing and never fill a buffer.
-        connect(url, sock=tiny_socket(small_queue), max_queue=1, compression=None) as stalled,
+        # No compression: the padding would shrink to nothing and never fill a buffer. No
+        # keepalive pings: a client that reads nothing never sees the pongs, and would close
+        # the connection itself (1011) if the test ran long on a busy machine.
+        connect(
+            url,
+            sock=tiny_socket(small_queue),
+            max_queue=1,
+            compression=None,
+            ping_interval=None,
+        ) as stalled,
         connect(url, max_size=None) as r1,
         connect(url, max_size=None) as r2,
         connect(url, max_size=None) as r3,
