@@ -143,6 +143,10 @@ class Feed:
             self._check_positioned()
             return
         new_list = sorted(new)
+        # Assigned before asking for offsets: the consumer then fetches the metadata of every
+        # topic in one request. Asked about topics it does not know, aiokafka learns them one
+        # topic per round trip, and hundreds of topics never fit in the timeout.
+        consumer.assign(sorted(wanted))
         begins = await consumer.beginning_offsets(new_list)
         if self._initial_ends is None:
             # Start at the end, but read back a ring's worth so snapshots have history.
@@ -156,7 +160,6 @@ class Feed:
             starts = dict(begins)
         for tp in new_list:
             self._broadcasters.get(tp.topic).assign(tp.partition, starts[tp])
-        consumer.assign(sorted(wanted))
         for tp in wanted:
             consumer.seek(tp, self._broadcasters.get(tp.topic).positions[tp.partition])
         self._assigned = wanted
