@@ -8,9 +8,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .events import Event, Scope
 from .wire import Format, event_frame, event_ws_frame, own_event_frame, ws_frame
+
+# What a drain yields: frames of the wire format, or whole WebSocket frames.
+_F = TypeVar("_F", bytes, str, bytes | str)
 
 
 @dataclass(eq=False, slots=True)
@@ -189,28 +193,19 @@ class Outbox:
 
     def drain(self) -> list[bytes | str]:
         """Take every waiting frame, advancing each subscription's cursor as its event goes."""
-        frames: list[bytes | str] = []
-        items = self._items
-        fmt = self.fmt
-        while items:
-            item = items.popleft()
-            if isinstance(item, tuple):
-                subscription, event, own_id = item
-                scope = subscription.scope
-                if own_id is None:
-                    frames.append(event_frame(event, fmt, scope))
-                    subscription.cursor = event.id(scope)
-                else:
-                    frames.append(own_event_frame(event, fmt, scope, own_id))
-                    subscription.cursor = own_id
-            else:
-                frames.append(item)
-        self._after_drain()
-        return frames
+        return self._drain(event_frame, own_event_frame, _as_is)
 
     def drain_ws_frames(self) -> list[bytes]:
         """``drain`` as whole WebSocket frames, ready for the socket (event frames are shared)."""
-        frames: list[bytes] = []
+        return self._drain(event_ws_frame, _own_event_ws_frame, ws_frame)
+
+    def _drain(
+        self,
+        shared: Callable[[Event, Format, Scope], _F],
+        own: Callable[[Event, Format, Scope, str], _F],
+        control: Callable[[bytes | str], _F],
+    ) -> list[_F]:
+        frames: list[_F] = []
         items = self._items
         fmt = self.fmt
         while items:
@@ -219,13 +214,13 @@ class Outbox:
                 subscription, event, own_id = item
                 scope = subscription.scope
                 if own_id is None:
-                    frames.append(event_ws_frame(event, fmt, scope))
+                    frames.append(shared(event, fmt, scope))
                     subscription.cursor = event.id(scope)
                 else:
-                    frames.append(ws_frame(own_event_frame(event, fmt, scope, own_id)))
+                    frames.append(own(event, fmt, scope, own_id))
                     subscription.cursor = own_id
             else:
-                frames.append(ws_frame(item))
+                frames.append(control(item))
         self._after_drain()
         return frames
 
@@ -328,3 +323,11 @@ class Pulse:
         else:
             due = self._heartbeat_s - quiet
         self._arm(max(due, 0.001), now)
+
+
+def _as_is(frame: bytes | str) -> bytes | str:
+    return frame
+
+
+def _own_event_ws_frame(event: Event, fmt: Format, scope: Scope, own_id: str) -> bytes:
+    return ws_frame(own_event_frame(event, fmt, scope, own_id))

@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
@@ -192,6 +192,20 @@ class HeraldProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+Server = TypeVar("Server", bound=HeraldProcess)
+
+
+@asynccontextmanager
+async def serving(server: Server) -> AsyncIterator[Server]:
+    """``server`` started and ready for the block, and stopped after it however it ends."""
+    server.start()
+    try:
+        await server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 class StartServer(Protocol):

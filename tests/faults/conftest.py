@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..processes import HeraldProcess, KafkaCluster
+from ..processes import HeraldProcess, KafkaCluster, serving
 
 
 @pytest.fixture
@@ -32,9 +32,5 @@ async def herald(cluster: KafkaCluster, tmp_path: Path) -> AsyncIterator[HeraldP
         topic_partitions="3",
         publish_timeout_s="5",
     )
-    server.start()
-    try:
-        await server.wait_ready()
+    async with serving(server):
         yield server
-    finally:
-        server.stop()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, settings
 from jsonschema import Draft202012Validator
 from websockets.asyncio.client import ClientConnection, connect
 
-from ..processes import ROOT, HeraldProcess
+from ..processes import ROOT, HeraldProcess, serving
 
 OPENAPI_PATH = ROOT / "schemas" / "openapi.yaml"
 OPENAPI: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text())
@@ -101,13 +101,8 @@ async def fuzz_server(
     """A Herald of this module alone, so what one module's inputs do cannot hide in another's."""
     name = request.module.__name__.rsplit(".", 1)[-1]
     log = tmp_path_factory.mktemp("herald-fuzz") / f"{name}.log"
-    server = HeraldProcess(kafka_bootstrap, log, **SERVER_SETTINGS)
-    server.start()
-    try:
-        await server.wait_ready()
+    async with serving(HeraldProcess(kafka_bootstrap, log, **SERVER_SETTINGS)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- checks shared by the modules ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ..clients import publish, sse
-from ..processes import HeraldProcess
+from ..processes import HeraldProcess, serving
 
 TOPICS = 300
 
@@ -27,12 +27,8 @@ async def test_an_instance_with_hundreds_of_topics_gets_ready_and_delivers(
     finally:
         await admin.close()
     server = HeraldProcess(kafka_bootstrap, tmp_path / "herald.log", topics=f"{prefix}.*")
-    server.start()
-    try:
-        await server.wait_ready()
+    async with serving(server):
         last = names[-1]
         async with sse(server.base_url, f"/v1/topics/{last}/stream") as stream:
             await publish(server.base_url, last, {"data": "reached"})
             assert (await stream.next_event()).json()["data"] == "reached"
-    finally:
-        server.stop()

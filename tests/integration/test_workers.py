@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ..clients import publish, ws_recv_op, ws_send
-from ..processes import ROOT, HeraldProcess
+from ..processes import ROOT, HeraldProcess, serving
 
 MAX_CONNECTIONS = 200
 
@@ -38,12 +38,8 @@ class WorkersProcess(HeraldProcess):
 @pytest.fixture
 async def workers(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[WorkersProcess]:
     server = WorkersProcess(kafka_bootstrap, tmp_path / "herald.log", topics="it-.*")
-    server.start()
-    try:
-        await server.wait_ready()
+    async with serving(server):
         yield server
-    finally:
-        server.stop()
 
 
 def children(pid: int) -> set[int]:
