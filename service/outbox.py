@@ -97,7 +97,7 @@ class Outbox:
             return False
         if self._pending_events >= self.capacity:
             self.overflowed = True
-            self._wake()
+            self.wake()
             self._make_room()
             return False
         # The raised id is fixed now, in queue order: a floor set at a hand-over must not
@@ -106,14 +106,11 @@ class Outbox:
         self._items.append((subscription, event, own_id))
         self._pending_events += 1
         if self._waiter is not None:
-            self._wake()
+            self.wake()
         return True
 
     def wake(self) -> None:
         """Wake the writer now, whatever is queued (it has something else to look at)."""
-        self._wake()
-
-    def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -139,7 +136,7 @@ class Outbox:
     def put_control(self, frame: bytes | str) -> None:
         if not self.closed:
             self._items.append(frame)
-            self._wake()
+            self.wake()
 
     def put_control_first(self, frames: list[bytes | str], subscription: Subscription) -> None:
         """Queue ``frames`` ahead of every event already queued for ``subscription``."""
@@ -155,12 +152,12 @@ class Outbox:
         )
         for offset, frame in enumerate(frames):
             self._items.insert(index + offset, frame)
-        self._wake()
+        self.wake()
 
     def close(self) -> None:
         """Wake the writer for good: it sends nothing more."""
         self.closed = True
-        self._wake()
+        self.wake()
         self._make_room()
 
     @property

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from hypercorn.protocol.events import Data
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
@@ -68,6 +68,7 @@ class ProtocolViolation(Exception):
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+_Frame = TypeVar("_Frame", bytes, bytes | str)
 # The ASGI send callable of a WebSocket, kept in its scope under this name (see below).
 _ASGI_SEND = "herald.asgi_send"
 
@@ -433,17 +434,7 @@ def _joined(frames: list[bytes]) -> list[bytes]:
     """``frames`` joined into writes of about WRITE_BYTES."""
     if len(frames) <= 1:
         return frames
-    out: list[bytes] = []
-    group: list[bytes] = []
-    size = 0
-    for frame in frames:
-        if group and size + len(frame) > WRITE_BYTES:
-            out.append(b"".join(group))
-            group, size = [], 0
-        group.append(frame)
-        size += len(frame)
-    out.append(b"".join(group))
-    return out
+    return [b"".join(group) for group in _groups(frames, WRITE_BYTES)]
 
 
 def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awaitable[None]]:
@@ -460,17 +451,25 @@ def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awai
 
 def _batches(frames: list[bytes | str], fmt: Format) -> list[bytes | str]:
     """``frames`` as ``batch`` messages of about BATCH_BYTES (a lone frame stays as it is)."""
-    out: list[bytes | str] = []
-    group: list[bytes | str] = []
+    return [
+        batch_frame(group, fmt) if len(group) > 1 else group[0]
+        for group in _groups(frames, BATCH_BYTES)
+    ]
+
+
+def _groups(frames: list[_Frame], limit: int) -> list[list[_Frame]]:
+    """``frames`` in order, in runs of at most ``limit`` bytes (a bigger frame alone)."""
+    out: list[list[_Frame]] = []
+    group: list[_Frame] = []
     size = 0
     for frame in frames:
-        if group and size + len(frame) > BATCH_BYTES:
-            out.append(batch_frame(group, fmt) if len(group) > 1 else group[0])
+        if group and size + len(frame) > limit:
+            out.append(group)
             group, size = [], 0
         group.append(frame)
         size += len(frame)
     if group:
-        out.append(batch_frame(group, fmt) if len(group) > 1 else group[0])
+        out.append(group)
     return out
 
 
