@@ -127,9 +127,12 @@ def _exists(pid: int) -> bool:
 
 
 class HeraldProcess:
-    """``python -m service serve`` on a free loopback port, stopped with SIGTERM."""
+    """``python -m service serve [args]`` on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, bootstrap: str, log_path: Path, **settings: str) -> None:
+    # ``args`` is positional-only: ``**settings`` dicts of strings cannot be taken for it.
+    def __init__(
+        self, bootstrap: str, log_path: Path, args: list[str] | None = None, /, **settings: str
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -147,12 +150,14 @@ class HeraldProcess:
             "HERALD_PUBLISH_BURST_PER_ADDRESS": "1000000",
             **{f"HERALD_{name.upper()}": value for name, value in settings.items()},
         }
+        # Command-line arguments after ``serve``, such as ``["--workers", "2"]``.
+        self.args = args or []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
+            [sys.executable, "-m", "service", "serve", *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

@@ -31,6 +31,8 @@ from .meter import ProcessMeter
 from .server import JWT_SECRET, PRODUCTION_SETTINGS, Server, Window, publisher_token
 
 READY_WITHIN_S = 60.0
+# What service/consume.py logs once a process's consumer is positioned at the live head.
+POSITIONED = "consumer: positioned at the live head"
 
 
 @dataclass
@@ -179,24 +181,41 @@ class Bench:
         return folder / f"{label}.txt"
 
     async def herald(
-        self, stack: AsyncExitStack, result: ScenarioResult, topics: list[str], **settings: str
+        self,
+        stack: AsyncExitStack,
+        result: ScenarioResult,
+        topics: list[str],
+        workers: int = 1,
+        /,
+        **settings: str,
     ) -> Server:
         """Start Herald with production settings plus ``settings``; stopped with the stack.
 
         It exposes only ``topics``, so it neither reads back nor follows the topics other
-        scenarios left on the same broker. Before it stops, its /metrics counters are added
-        to ``result`` (lagging closes, deliveries by transport).
+        scenarios left on the same broker. ``workers`` > 1 runs ``herald serve --workers N``:
+        a parent and N worker processes on one socket (the meter counts them all); it is
+        positional-only, so ``**settings`` dicts of strings cannot be taken for it. Before it
+        stops, its /metrics counters are added to ``result`` (lagging closes, deliveries by
+        transport).
         """
         merged = {**PRODUCTION_SETTINGS, "topic_list": ",".join(topics), **settings}
         process_settings = {**merged, "jwt_secret": JWT_SECRET}
         process = HeraldProcess(
             self.bootstrap,
             self.logs / f"herald-{self._name(result.name)}.log",
+            ["--workers", str(workers)] if workers > 1 else [],
             **process_settings,
         )
         process.start()
         stack.callback(process.stop)
         await process.wait_ready(READY_WITHIN_S)
+        if workers > 1:
+            await wait_positioned(process, workers, READY_WITHIN_S)
+            result.note(
+                f"herald serve --workers {workers}: server CPU and memory are the parent's "
+                "and its workers' together; /metrics answers from one worker per connection, "
+                "so herald_metrics in results.json are one worker's counters, not totals"
+            )
         assert process.process is not None
         server = Server(process, ProcessMeter(process.process.pid), merged)
         result.settings = {**merged, "jwt_secret": "(generated)"}
@@ -290,6 +309,18 @@ class Bench:
             timed_out=any(a["timed_out"] for a in answers),
             reopened=reopened,
         )
+
+
+async def wait_positioned(process: HeraldProcess, workers: int, within: float) -> None:
+    """Wait until each of ``workers`` worker processes has logged that it reached Kafka's head.
+
+    /readyz cannot tell: a kept-alive connection asks the same worker every time, and a worker
+    still starting accepts no connection at all.
+    """
+    async with asyncio.timeout(within):
+        while process.log_path.read_text(errors="replace").count(POSITIONED) < workers:
+            assert process.process is not None and process.process.poll() is None, process.log()
+            await asyncio.sleep(0.1)
 
 
 def split(total: int, parts: int) -> list[int]:

@@ -1,12 +1,14 @@
 """What the server process costs, read from the OS: CPU time, resident memory, profiles.
 
 CPU and memory come from ``/proc/<pid>/stat`` and ``/proc/<pid>/statm`` (Linux; the kernel
-counts CPU time in clock ticks, 10 ms here). Profiles come from py-spy, attached to the running
-server only during a measurement window.
+counts CPU time in clock ticks, 10 ms here), summed over the server process and its live
+children (the workers of ``herald serve --workers N``). Profiles come from py-spy, attached to
+the running server only during a measurement window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,34 +16,92 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+T = TypeVar("T")
 
 
 class ProcessMeter:
-    """CPU seconds (user + system) and resident memory of one process."""
+    """CPU seconds (user + system) and resident memory of one process and its live children.
+
+    ``herald serve --workers N`` is a parent that forks N workers: they do the work. A child
+    that ends between two readings takes its CPU time out of the later one (the kernel moves
+    it to the parent's cutime, which is not read): a window spanning that can read low.
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
 
+    def pids(self) -> list[int]:
+        """The process, then its children alive now."""
+        return [self.pid, *children(self.pid)]
+
+    def _each(self, read: Callable[[int], T]) -> dict[int, T]:
+        """``read(pid)`` of the process, then of each live child.
+
+        A child that ended since it was listed is left out; the process itself must be there.
+        """
+        readings = {self.pid: read(self.pid)}
+        for pid in children(self.pid):
+            with contextlib.suppress(OSError):
+                readings[pid] = read(pid)
+        return readings
+
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        # Fields after "pid (comm)": state is field 3, utime 14 and stime 15 (proc(5)).
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+        ticks = self._each(_cpu_ticks).values()
+        return sum(u for u, _ in ticks) / CLOCK_TICKS, sum(s for _, s in ticks) / CLOCK_TICKS
 
     def cpu_s(self) -> float:
         return sum(self.cpu_times())
 
     def rss_bytes(self) -> int:
-        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        return sum(self._each(_rss_pages).values()) * PAGE_BYTES
+
+    def open_files_by_process(self) -> dict[int, int]:
+        """Open descriptors (connections among them) per process: the parent, then each child."""
+        return self._each(lambda pid: len(os.listdir(f"/proc/{pid}/fd")))
 
     def open_files(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return sum(self.open_files_by_process().values())
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after "pid (comm)": state is the first (field 3)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may hold spaces and parentheses: the fields follow its last ")".
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime): fields 14 and 15 of ``/proc/<pid>/stat`` (proc(5)), in clock ticks."""
+    fields = _stat(pid)
+    return int(fields[11]), int(fields[12])
+
+
+def _rss_pages(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (field 4 of each ``/proc/<pid>/stat``).
+
+    ``/proc/<pid>/task/<tid>/children`` needs a kernel built with CONFIG_PROC_CHILDREN (this
+    machine's is not); scanning a few hundred small files takes milliseconds, done at the edges
+    of a window only.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if int(_stat(int(entry))[1]) == pid:
+                    found.append(int(entry))
+    return sorted(found)
 
 
 def machine_busy_s() -> float:
@@ -141,10 +201,12 @@ class Profiler:
     that costs it about 1 %. Time in a system call counts for the Python frame making it.
     """
 
-    def __init__(self, pid: int, output: Path, rate: int = 100) -> None:
+    def __init__(self, pid: int, output: Path, rate: int = 100, subprocesses: bool = False) -> None:
         self.pid = pid
         self.output = output
         self.rate = rate
+        # Sample the children too (the workers of ``herald serve --workers N``).
+        self.subprocesses = subprocesses
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> bool:
@@ -163,6 +225,7 @@ class Profiler:
                 "--format",
                 "raw",
                 "--full-filenames",
+                *(["--subprocesses"] if self.subprocesses else []),
                 "--output",
                 str(self.output),
             ],

@@ -191,8 +191,9 @@ def write_markdown(
         f"- load average at start: {' '.join(info['loadavg_at_start'])}",
         "",
         "Every figure is the median of the runs shown; server CPU is the Herald process's "
-        "user + system time from /proc/<pid>/stat over the measurement window. Load "
-        "generators are separate processes on the same machine.",
+        "(with --workers, the parent's and its workers') user + system time from "
+        "/proc/<pid>/stat over the measurement window. Load generators are separate processes "
+        "on the same machine.",
         "",
         "## Results",
         "",

@@ -72,7 +72,8 @@ class Window:
 
     async def __aenter__(self) -> Window:
         if self.profile_to is not None:
-            self._profiler = Profiler(self.meter.pid, self.profile_to)
+            workers = len(self.meter.pids()) > 1
+            self._profiler = Profiler(self.meter.pid, self.profile_to, subprocesses=workers)
             if self._profiler.start():
                 await asyncio.sleep(0.5)  # py-spy needs a moment to attach
             else:

@@ -11,6 +11,7 @@ Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
 
 SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "fanout-ws": (fanout.websocket_json, fanout.DESCRIPTION.format(transport="WebSocket JSON")),
+    "fanout-ws-2w": (fanout.websocket_json_2_workers, fanout.WORKERS_DESCRIPTION),
     "fanout-sse": (fanout.sse, fanout.DESCRIPTION.format(transport="SSE")),
     "fanout-ws-batch": (
         fanout.websocket_batch,

@@ -1,4 +1,4 @@
-"""fanout-ws, fanout-sse, fanout-msgpack: one topic, 1 000 subscribers, a steady publisher."""
+"""fanout-ws (-2w, -batch), fanout-sse, fanout-msgpack: 1 topic, 1 000 subscribers, a publisher."""
 
 from __future__ import annotations
 
@@ -21,9 +21,20 @@ PROCESSES = 2
 PAD_BYTES = 64
 
 
-async def websocket_json(bench: Bench, result: ScenarioResult) -> None:
+WORKERS_DESCRIPTION = (
+    "fanout-ws served by `herald serve --workers 2`: a parent and two worker processes on one "
+    "listening socket, the kernel handing each connection to one worker, each worker consuming "
+    "every event. Server CPU is the parent's and the workers' together."
+)
+
+
+async def websocket_json(bench: Bench, result: ScenarioResult, workers: int = 1) -> None:
     # 100 events/s is the throughput target; 20 events/s (20 000 deliveries/s) the latency one.
-    await fanout(bench, result, "gen_ws", ["--format", "json"], rates=[100, 20])
+    await fanout(bench, result, "gen_ws", ["--format", "json"], rates=[100, 20], workers=workers)
+
+
+async def websocket_json_2_workers(bench: Bench, result: ScenarioResult) -> None:
+    await websocket_json(bench, result, workers=2)
 
 
 async def websocket_batch(bench: Bench, result: ScenarioResult) -> None:
@@ -44,11 +55,16 @@ def steady(topic: str, rate: float, duration: float) -> dict[str, Any]:
 
 
 async def fanout(
-    bench: Bench, result: ScenarioResult, module: str, extra: list[str], rates: list[int]
+    bench: Bench,
+    result: ScenarioResult,
+    module: str,
+    extra: list[str],
+    rates: list[int],
+    workers: int = 1,
 ) -> None:
     async with AsyncExitStack() as stack:
         topic = bench.topic(result.name)
-        server = await bench.herald(stack, result, [topic])
+        server = await bench.herald(stack, result, [topic], workers)
         await seed_topic(server, topic)
         per_process = split(SUBSCRIBERS, PROCESSES)
         subscribers = await bench.spawn(
@@ -65,6 +81,14 @@ async def fanout(
             f"{max(p.ready['connect_s'] for p in subscribers.processes):.1f}s "
             f"by {PROCESSES} generator processes"
         )
+        if workers > 1:
+            # How the kernel spread the subscribers: each holds one descriptor in its worker.
+            held = server.meter.open_files_by_process()
+            result.note(
+                "open descriptors per Herald process with the subscribers connected: "
+                + ", ".join(f"{count} (pid {pid})" for pid, count in held.items())
+                + " (the parent first)"
+            )
         publisher = (
             await bench.spawn(
                 stack, f"{result.name}-publisher", "gen_http", [server.publisher_args()]
