@@ -25,7 +25,7 @@ from .purge import Purger
 from .resume import Resumer
 from .state import Herald
 from .topics import TopicPolicy
-from .transports import http_history, http_publish, http_snapshot, sse, websocket
+from .transports import direct, http_history, http_publish, http_snapshot, sse, websocket
 from .validation import EventValidator
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         resumer=Resumer(History(settings)),
     )
     app.extensions["herald"] = h
+    direct.keep_asgi_send(app)
     for module in (http_publish, http_snapshot, http_history, sse, websocket, health, demo):
         app.register_blueprint(module.blueprint)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 
 from .config import Settings
 from .cursor import Cursor
-from .events import Event, event_from_record
+from .events import Event, EventRun, KafkaRecord, Scope, event_of
 from .idempotency import IdempotencyIndex
 from .outbox import Outbox, Subscription
 from .topics import partition_for_key
@@ -21,9 +23,18 @@ class Broadcaster:
     """
 
     def __init__(
-        self, topic: str, ring_size: int, idempotency: IdempotencyIndex | None = None
+        self,
+        topic: str,
+        ring_size: int,
+        idempotency: IdempotencyIndex | None = None,
+        fan_out_interval_s: float = 0.0,
     ) -> None:
         self.topic = topic
+        self.fan_out_interval_s = fan_out_interval_s
+        # Events taken but not fanned out yet (see offer), and when the last fan-out ran.
+        self._pending: list[Event] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._last_fan_out = -math.inf
         self.idempotency = idempotency or IdempotencyIndex(window_s=600.0, max_keys=100_000)
         self.ring: deque[Event] = deque(maxlen=ring_size)
         # Next offset per partition: where the consumer stands, and so the live head.
@@ -42,30 +53,14 @@ class Broadcaster:
         self._ring_floor.setdefault(partition, self.positions[partition])
         self.partition_count = max(self.partition_count, partition + 1)
 
-    def publish_record(
-        self,
-        partition: int,
-        offset: int,
-        timestamp_ms: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Iterable[tuple[str, bytes]],
-    ) -> Event | None:
-        """Deliver one record: advance the position, keep it in the ring, fan it out.
+    def take_record(self, record: KafkaRecord) -> Event | None:
+        """Advance the position and keep the record's event in the ring; ``offer`` it next.
 
         A second copy of an idempotent publish (a retry that raced the first) is skipped.
         """
+        partition, offset = record.partition, record.offset
         self.positions[partition] = offset + 1
-        event = event_from_record(
-            self.topic,
-            partition,
-            offset,
-            timestamp_ms,
-            key,
-            value,
-            tuple(headers),
-            Cursor.of(self.positions),
-        )
+        event = event_of(self.topic, record, Cursor.of(self.positions))
         if event.tag is not None:
             if self.idempotency.is_repeat(event.tag, partition, offset):
                 return None
@@ -74,21 +69,56 @@ class Broadcaster:
             evicted = self.ring[0]
             self._ring_floor[evicted.partition] = evicted.offset + 1
         self.ring.append(event)
-        self._fan_out(event)
         return event
 
-    def _fan_out(self, event: Event) -> None:
-        targets: list[Subscription] = list(self._all)
-        if event.key is not None:
-            keyed = self._by_key.get(event.key)
-            if keyed:
-                targets.extend(keyed)
-        partition, offset = event.partition, event.offset
-        for subscription in targets:
+    def offer(self, events: list[Event]) -> None:
+        """Fan ``events`` out now, or, within ``fan_out_interval_s`` of the last fan-out, as
+        soon as the interval is over, together with any others that arrive meanwhile.
+
+        Each write to a socket costs about as much as the event it carries: a topic that
+        gets many events a second reaches its subscribers in fewer, larger writes. A topic
+        that gets few is never held back.
+        """
+        self._pending.extend(events)
+        if self._flush_timer is not None or not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_fan_out + self.fan_out_interval_s - loop.time()
+        if wait <= 0:
+            self.flush()
+        else:
+            self._flush_timer = loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        """Fan out the events ``offer`` held back, if any."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self.fan_out_interval_s:
+            self._last_fan_out = asyncio.get_running_loop().time()
+        events, self._pending = self._pending, []
+        self.fan_out(events)
+
+    def fan_out(self, events: list[Event]) -> None:
+        """Hand ``events`` (taken in this order) to their subscribers, as runs: a subscriber
+        gets all of its events of the call together, in one write when it is idle."""
+        if not events:
+            return
+        if self._all:
+            self._deliver(self._all, EventRun(events, Scope.TOPIC))
+        if self._by_key:
+            by_key: dict[str, list[Event]] = {}
+            for event in events:
+                if event.key is not None and event.key in self._by_key:
+                    by_key.setdefault(event.key, []).append(event)
+            for key, keyed in by_key.items():
+                self._deliver(self._by_key[key], EventRun(keyed, Scope.PARTITION))
+
+    def _deliver(self, subscriptions: set[Subscription], run: EventRun) -> None:
+        for subscription in list(subscriptions):
             skip_below = subscription.skip_below
-            if skip_below and offset < skip_below.get(partition, -1):
-                continue
-            if not subscription.outbox.put_event(subscription, event):
+            own = run.after(skip_below) if skip_below else run
+            if own is not None and not subscription.outbox.put_run(subscription, own):
                 self.unsubscribe(subscription)
 
     # -- the client side ------------------------------------------------------------------
@@ -167,6 +197,10 @@ class Broadcaster:
         then live ones, with nothing missed or repeated at the seam. A ``subscription`` that
         caught up from Kafka is handed over here.
         """
+        # Held-back events go to the subscribers they were taken for: a new one starts after
+        # them (at the head), or gets them from the ring (from ``since``), never twice.
+        if self._pending:
+            self.flush()
         start = self.cursor(key) if since is None else since
         if subscription is None:
             subscription = Subscription(self.topic, key, outbox, cursor=start.encode(self.topic))
@@ -215,7 +249,9 @@ class Broadcasters:
         if broadcaster is None:
             settings = self._settings
             index = IdempotencyIndex(settings.idempotency_window_s, settings.idempotency_max_keys)
-            broadcaster = self._by_topic[topic] = Broadcaster(topic, settings.ring_size, index)
+            broadcaster = self._by_topic[topic] = Broadcaster(
+                topic, settings.ring_size, index, settings.fan_out_interval_ms / 1000
+            )
         return broadcaster
 
     def __iter__(self) -> Iterator[Broadcaster]:

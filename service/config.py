@@ -30,6 +30,9 @@ class Settings:
     publish_timeout_s: float = 5.0
     producer_linger_ms: int = 0
     consumer_fetch_max_wait_ms: int = 20
+    # The shortest time between two fan-outs of one topic: events arriving sooner wait (at
+    # most this long) and reach each subscriber together, in one write instead of several.
+    fan_out_interval_ms: int = 40
     ring_size: int = 1000
     subscriber_queue_size: int = 1000
     catchup_readers: int = 8
@@ -158,3 +161,5 @@ def _check(settings: Settings) -> None:
     for name in positive:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")
+    if settings.fan_out_interval_ms < 0:
+        raise ConfigError(f"{_PREFIX}FAN_OUT_INTERVAL_MS must be at least 0")

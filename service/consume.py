@@ -102,22 +102,18 @@ class Feed:
             batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
             for tp, records in batches.items():
                 broadcaster = self._broadcasters.get(tp.topic)
-                for index, record in enumerate(records, 1):
-                    broadcaster.publish_record(
-                        record.partition,
-                        record.offset,
-                        record.timestamp,
-                        record.key,
-                        record.value,
-                        record.headers,
-                    )
-                    if index % _FAN_OUT_CHUNK == 0:
+                for start in range(0, len(records), _FAN_OUT_CHUNK):
+                    if start:
                         # Let writers drain between chunks: a burst of records must not
                         # overflow the queue of a client that keeps up.
                         await asyncio.sleep(0)
+                    chunk = records[start : start + _FAN_OUT_CHUNK]
+                    taken = (broadcaster.take_record(record) for record in chunk)
+                    broadcaster.offer([event for event in taken if event is not None])
                 self._metrics.consumed.inc(len(records))
                 if self._on_records is not None:
                     self._on_records(tp.topic)
+            self._metrics.flush()
             self._check_positioned()
 
     async def _refresh(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:

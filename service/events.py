@@ -7,10 +7,11 @@ msgpack when the data holds binary that JSON cannot carry; the ``type`` travels 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -65,6 +66,10 @@ class Scope(Enum):
     TOPIC = "topic"  # every partition: a whole-topic subscription
     PARTITION = "partition"  # the key's partition only: a keyed subscription
 
+    # Members are singletons: hashing by identity keeps the frame caches' lookups in C
+    # (Enum's own __hash__ is Python code, paid on every delivery).
+    __hash__ = object.__hash__
+
 
 @dataclass(slots=True, eq=False)
 class Event:
@@ -83,7 +88,8 @@ class Event:
     _data: Any = None
     _decoded: bool = False
     _ids: dict[Scope, str] = field(default_factory=dict)
-    encoded: dict[tuple[str, Scope], bytes | str] = field(default_factory=dict)
+    # Its frames, by what they are (see wire.py): (kind, format, scope).
+    encoded: dict[tuple[str, Any, Scope], bytes | str] = field(default_factory=dict)
 
     @property
     def data(self) -> Any:
@@ -135,6 +141,28 @@ class Event:
         }
 
 
+class EventRun:
+    """Consecutive events of one topic for subscribers of one scope, fanned out together:
+    what a subscriber with nothing waiting gets in one write. Its bytes are built once per
+    kind of connection (``encoded``), like an Event's, and shared."""
+
+    __slots__ = ("cursor", "encoded", "events", "scope")
+
+    def __init__(self, events: list[Event], scope: Scope) -> None:
+        self.events = events
+        self.scope = scope
+        # The id of the last event: where its subscribers stand once it is written.
+        self.cursor = events[-1].id(scope)
+        self.encoded: dict[str, bytes] = {}
+
+    def after(self, skip_below: dict[int, int]) -> EventRun | None:
+        """The events not covered by ``skip_below`` (next offset per partition), if any."""
+        kept = [e for e in self.events if e.offset >= skip_below.get(e.partition, -1)]
+        if len(kept) == len(self.events):
+            return self
+        return EventRun(kept, self.scope) if kept else None
+
+
 def decode_value(value: bytes, is_msgpack: bool) -> Any:
     """A record value as event data; values not written by Herald arrive as text."""
     # RecursionError too: a record nested absurdly deep must not poison every delivery; and
@@ -156,6 +184,37 @@ def _refuse(name: str) -> Any:
     raise ValueError(name)
 
 
+class KafkaRecord(Protocol):
+    """What Herald reads of a consumed record (aiokafka's ConsumerRecord has it)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def event_of(topic: str, record: KafkaRecord, topic_cursor: Cursor) -> Event:
+    """The Event of a consumed record whose topic-wide id is ``topic_cursor``."""
+    return event_from_record(
+        topic,
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        record.headers,
+        topic_cursor,
+    )
+
+
 def event_from_record(
     topic: str,
     partition: int,
@@ -163,7 +222,7 @@ def event_from_record(
     timestamp_ms: int,
     key: bytes | None,
     value: bytes | None,
-    headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]],
+    headers: Sequence[tuple[str, bytes]],
     topic_cursor: Cursor,
 ) -> Event:
     """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""

@@ -5,6 +5,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 
+class Tally:
+    """A count kept as a plain int where a Counter (with its lock) would cost too much: one
+    per delivery on the fan-out path. Metrics.flush adds it to its counter."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class Metrics:
     """The counters and gauges Herald exports on /metrics."""
 
@@ -25,6 +35,8 @@ class Metrics:
             ["transport"],
             registry=self.registry,
         )
+        # Deliveries written straight from the fan-out (transports/direct.py), by transport.
+        self.direct_deliveries = {"ws": Tally(), "sse": Tally()}
         self.connections = Gauge(
             "herald_connections",
             "Open streaming connections",
@@ -59,5 +71,13 @@ class Metrics:
             registry=self.registry,
         )
 
+    def flush(self) -> None:
+        """Move the tallies into their counters (after each fan-out, and before an export)."""
+        for transport, tally in self.direct_deliveries.items():
+            if tally.count:
+                self.deliveries.labels(transport).inc(tally.count)
+                tally.count = 0
+
     def exposition(self) -> bytes:
+        self.flush()
         return generate_latest(self.registry)

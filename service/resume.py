@@ -16,7 +16,7 @@ from typing import Any
 from .broadcaster import Broadcaster
 from .cursor import Cursor
 from .errors import BadCursor
-from .events import Event, Scope, event_from_record
+from .events import Event, Scope, event_of
 from .history import History
 from .outbox import Subscription
 
@@ -140,16 +140,7 @@ class Resumer:
                     current[record.partition] = record.offset + 1
                     if key is not None and (record.key is None or record.key.decode() != key):
                         continue
-                    event = event_from_record(
-                        broadcaster.topic,
-                        record.partition,
-                        record.offset,
-                        record.timestamp,
-                        record.key,
-                        record.value,
-                        record.headers,
-                        Cursor.of(current),
-                    )
+                    event = event_of(broadcaster.topic, record, Cursor.of(current))
                     # A second copy of an idempotent publish is never delivered (see idempotency).
                     if event.tag is None or not broadcaster.idempotency.is_repeat(
                         event.tag, event.partition, event.offset

@@ -6,14 +6,14 @@ import base64
 import json
 import math
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 from sse_starlette import ServerSentEvent
 from wsproto.frame_protocol import FrameProtocol
 
 from .errors import Malformed
-from .events import Event, Scope
+from .events import Event, EventRun, Scope
 
 
 class Format(Enum):
@@ -22,6 +22,9 @@ class Format(Enum):
     JSON = "json"  # WebSocket text frames, herald.v1.json
     MSGPACK = "msgpack"  # WebSocket binary frames, herald.v1.msgpack
     SSE = "sse"  # text/event-stream
+
+    # By identity, like Scope: a frame cache lookup per delivery stays in C.
+    __hash__ = object.__hash__
 
 
 def _json_default(value: Any) -> Any:
@@ -85,9 +88,13 @@ def parse_msgpack(raw: bytes) -> Any:
         raise Malformed(f"not msgpack: {str(exc)[:200]}") from None
 
 
+# What an event's cached encodings are: the message, and as a WebSocket frame or HTTP chunk.
+_MESSAGE, _WS_FRAME, _HTTP_CHUNK = "message", "ws-frame", "http-chunk"
+
+
 def event_frame(event: Event, fmt: Format, scope: Scope) -> bytes | str:
     """The frame carrying ``event`` in ``fmt``; computed once and shared by all subscribers."""
-    slot = (fmt.value, scope)
+    slot = (_MESSAGE, fmt, scope)
     frame = event.encoded.get(slot)
     if frame is None:
         frame = event.encoded[slot] = _encode_event(event, fmt, scope)
@@ -119,12 +126,24 @@ def ws_frame(message: bytes | str) -> bytes:
 
 def event_ws_frame(event: Event, fmt: Format, scope: Scope) -> bytes:
     """The WebSocket frame (header and all) carrying ``event``; computed once and shared."""
-    slot = ("ws-" + fmt.value, scope)
+    slot = (_WS_FRAME, fmt, scope)
     frame = event.encoded.get(slot)
     if frame is None:
         frame = event.encoded[slot] = ws_frame(event_frame(event, fmt, scope))
     assert isinstance(frame, bytes)
     return frame
+
+
+def event_sse_chunk(event: Event, fmt: Format, scope: Scope) -> bytes:
+    """``event``'s SSE frame as one HTTP/1.1 body chunk (size line and all); shared."""
+    slot = (_HTTP_CHUNK, fmt, scope)
+    chunk = event.encoded.get(slot)
+    if chunk is None:
+        frame = event_frame(event, Format.SSE, scope)
+        assert isinstance(frame, bytes)
+        chunk = event.encoded[slot] = b"%x\r\n%s\r\n" % (len(frame), frame)
+    assert isinstance(chunk, bytes)
+    return chunk
 
 
 def own_event_frame(event: Event, fmt: Format, scope: Scope, event_id: str) -> bytes | str:
@@ -145,6 +164,55 @@ def batch_frame(frames: list[bytes | str], fmt: Format) -> bytes | str:
         header: bytes = _msgpack_packer.pack_array_header(len(frames))
         return b"".join((_MSGPACK_BATCH_HEAD, header, *frames))  # type: ignore[arg-type]
     return _JSON_BATCH_HEAD + ",".join(frames) + "]}"  # type: ignore[arg-type]
+
+
+# A batch message grows to about this many bytes before the next one starts (a stock
+# client such as Python's websockets takes messages up to 1 MiB).
+BATCH_BYTES = 256 * 1024
+_Frame = TypeVar("_Frame", bytes, bytes | str)
+
+
+def batches(frames: list[bytes | str], fmt: Format) -> list[bytes | str]:
+    """``frames`` as ``batch`` messages of about BATCH_BYTES (a lone frame stays as it is)."""
+    return [
+        batch_frame(group, fmt) if len(group) > 1 else group[0]
+        for group in groups(frames, BATCH_BYTES)
+    ]
+
+
+def groups(frames: list[_Frame], limit: int) -> list[list[_Frame]]:
+    """``frames`` in order, in runs of at most ``limit`` bytes (a bigger frame alone)."""
+    out: list[list[_Frame]] = []
+    group: list[_Frame] = []
+    size = 0
+    for frame in frames:
+        if group and size + len(frame) > limit:
+            out.append(group)
+            group, size = [], 0
+        group.append(frame)
+        size += len(frame)
+    if group:
+        out.append(group)
+    return out
+
+
+# A run's bytes on a socket: SocketWrite keeps them in the run, shared by its subscribers.
+
+
+def run_ws_frames(run: EventRun, fmt: Format) -> bytes:
+    """The events of ``run`` as consecutive WebSocket frames."""
+    return b"".join([event_ws_frame(event, fmt, run.scope) for event in run.events])
+
+
+def run_ws_batches(run: EventRun, fmt: Format) -> bytes:
+    """The events of ``run`` as ``batch`` WebSocket messages (herald.v1.batch.*)."""
+    frames = [event_frame(event, fmt, run.scope) for event in run.events]
+    return b"".join([ws_frame(message) for message in batches(frames, fmt)])
+
+
+def run_sse_chunks(run: EventRun, fmt: Format) -> bytes:
+    """The events of ``run`` as SSE frames, each one HTTP/1.1 body chunk."""
+    return b"".join([event_sse_chunk(event, fmt, run.scope) for event in run.events])
 
 
 def sse_frame(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 
@@ -10,8 +11,9 @@ from quart import Blueprint, Response, request
 from ..errors import HeraldError
 from ..outbox import Outbox, Pulse, Subscription
 from ..state import Herald, Opened, herald
-from ..wire import Format, dump_json, sse_frame
+from ..wire import Format, dump_json, run_sse_chunks, sse_frame
 from .catch_up import cancel, start_catch_up
+from .direct import Send, asgi_send, sse_socket
 from .identity import client_address, principal_of
 from .params import key_param
 
@@ -46,7 +48,7 @@ async def stream(topic: str) -> Response:
             data=dump_json({"topic": topic, "key": key, "cursor": opened.reset_to}),
         )
     response = Response(
-        _events(h, outbox, opened, preamble, release),
+        _events(h, outbox, opened, preamble, release, asgi_send(request.scope)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -56,7 +58,12 @@ async def stream(topic: str) -> Response:
 
 
 async def _events(
-    h: Herald, outbox: Outbox, opened: Opened, preamble: bytes, release: Callable[[], object]
+    h: Herald,
+    outbox: Outbox,
+    opened: Opened,
+    preamble: bytes,
+    release: Callable[[], object],
+    send: Send | None,
 ) -> AsyncIterator[bytes]:
     subscription = opened.subscription
     failed: list[HeraldError] = []
@@ -71,8 +78,11 @@ async def _events(
     catch_up = start_catch_up(opened, on_catch_up_error)
     pulse = Pulse(outbox, HEARTBEAT, h.settings.sse_heartbeat_s)
     pulse.start()
+    monotonic = time.monotonic
     try:
         yield preamble
+        # The headers are out: from here an idle stream takes events from the fan-out.
+        outbox.direct = sse_socket(send, run_sse_chunks, h.metrics.direct_deliveries["sse"])
         while True:
             if not outbox.ready:
                 await outbox.wait()
@@ -81,7 +91,10 @@ async def _events(
                 # Everything pending goes out as one body chunk: one write, many events.
                 if outbox.drained_events:
                     deliveries.inc(outbox.drained_events)
+                # Until the chunk is written, later events queue behind it.
+                outbox.writing_since = monotonic()
                 yield b"".join(frame for frame in frames if isinstance(frame, bytes))
+                outbox.writing_since = 0.0
             if failed:
                 return  # EventSource reconnects by itself with Last-Event-ID
             if outbox.overflowed:
@@ -92,6 +105,7 @@ async def _events(
                 yield _goodbye("shutdown", subscription)
                 return
     finally:
+        outbox.direct = None
         pulse.stop()
         await cancel(catch_up)
         h.close(subscription)

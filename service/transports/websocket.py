@@ -11,12 +11,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from hypercorn.protocol.events import Data
-from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
-from quart import Blueprint, Quart, Response, websocket
-from quart.blueprints import BlueprintSetupState
+from quart import Blueprint, Response, websocket
 
 from ..auth import Principal
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
@@ -24,9 +21,19 @@ from ..idempotency import MAX_KEY_CHARS
 from ..limits import RateLimiter
 from ..outbox import Outbox, Pulse, Subscription
 from ..problems import problem_response
-from ..state import Herald, herald
-from ..wire import Format, batch_frame, decode_message, encode_message, ws_frame
+from ..state import Herald, Opened, herald
+from ..wire import (
+    Format,
+    batches,
+    decode_message,
+    encode_message,
+    groups,
+    run_ws_batches,
+    run_ws_frames,
+    ws_frame,
+)
 from .catch_up import cancel, start_catch_up
+from .direct import Send, asgi_send, ws_socket, ws_stream_writer
 from .identity import client_address, origin_allowed, principal_of
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,6 @@ SUBPROTOCOLS = {
     "herald.v1.batch.json": (Format.JSON, True),
     "herald.v1.batch.msgpack": (Format.MSGPACK, True),
 }
-# A batch message grows to about this many bytes before the next one starts (a stock
-# client such as Python's websockets takes messages up to 1 MiB).
-BATCH_BYTES = 256 * 1024
 # Frames written to the socket at once, at most about this many bytes (the send deadline
 # applies to each such write).
 WRITE_BYTES = 64 * 1024
@@ -65,31 +69,6 @@ class ProtocolViolation(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-_Frame = TypeVar("_Frame", bytes, bytes | str)
-# The ASGI send callable of a WebSocket, kept in its scope under this name (see below).
-_ASGI_SEND = "herald.asgi_send"
-
-
-@blueprint.record_once
-def _keep_asgi_send(state: BlueprintSetupState) -> None:
-    """Keep each WebSocket's ASGI ``send`` in its scope, for the writer to use directly.
-
-    Quart's ``websocket.send`` yields to the event loop before every frame (``sleep(0)``):
-    a whole loop iteration per frame per connection, once the largest cost of a fan-out.
-    Under Hypercorn the writer goes one step further, onto the stream (``_stream_writer``).
-    """
-    app = cast(Quart, state.app)
-    inner = app.asgi_app
-
-    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            scope[_ASGI_SEND] = send
-        await inner(scope, receive, send)
-
-    app.asgi_app = asgi_app  # type: ignore[method-assign]
 
 
 @blueprint.websocket("/v1/ws")
@@ -150,6 +129,13 @@ class Connection:
         h = self.h
         h.outboxes.add(self.outbox)
         h.metrics.connections.labels("ws").inc()
+        # Installed before the reader starts: its subscribes hold direct writes (holding).
+        self.outbox.direct = ws_socket(
+            asgi_send(websocket.scope),
+            self.fmt,
+            run_ws_batches if self.batch else run_ws_frames,
+            h.metrics.direct_deliveries["ws"],
+        )
         tasks = [asyncio.create_task(self._read())]
         if self.principal is not None and self.principal.expires_at is not None:
             tasks.append(asyncio.create_task(self._expire(self.principal.expires_at)))
@@ -168,6 +154,7 @@ class Connection:
         try:
             await self._write()
         finally:
+            self.outbox.direct = None
             pulse.stop()
             for task in tasks:
                 task.remove_done_callback(self._stop_writing)
@@ -263,10 +250,26 @@ class Connection:
                 raise TooManySubscriptions(
                     f"at most {self.h.settings.max_subscriptions} subscriptions per connection"
                 )
-            opened = await self.h.open(self.outbox, topic, key, since, self.principal)
+            with self.outbox.holding():
+                opened = await self._open(topic, key, since)
         except HeraldError as exc:
             self._error(exc, None, topic=topic, key=key)
             return
+
+        def on_catch_up_error(exc: HeraldError) -> None:
+            # The subscription stops; the client subscribes again from its last cursor.
+            self.subscriptions.pop((topic, key), None)
+            self.catch_ups.pop((topic, key), None)
+            self._error(exc, None, topic=topic, key=key)
+
+        task = start_catch_up(opened, on_catch_up_error)
+        if task is not None:
+            self.catch_ups[(topic, key)] = task
+
+    async def _open(self, topic: str, key: str | None, since: str | None) -> Opened:
+        """Subscribe, replacing any subscription to the same (topic, key), and queue the
+        ``subscribed`` (and ``reset``) ahead of the subscription's first events."""
+        opened = await self.h.open(self.outbox, topic, key, since, self.principal)
         await self._drop((topic, key))
         self.subscriptions[(topic, key)] = opened.subscription
         cursor = opened.reset_to or opened.subscription.cursor
@@ -285,16 +288,7 @@ class Connection:
         self.outbox.put_control_first(
             [encode_message(control, self.fmt) for control in controls], opened.subscription
         )
-
-        def on_catch_up_error(exc: HeraldError) -> None:
-            # The subscription stops; the client subscribes again from its last cursor.
-            self.subscriptions.pop((topic, key), None)
-            self.catch_ups.pop((topic, key), None)
-            self._error(exc, None, topic=topic, key=key)
-
-        task = start_catch_up(opened, on_catch_up_error)
-        if task is not None:
-            self.catch_ups[(topic, key)] = task
+        return opened
 
     async def _drop(self, name: tuple[str, str | None]) -> None:
         await cancel(self.catch_ups.pop(name, None))
@@ -351,9 +345,9 @@ class Connection:
         """
         outbox = self.outbox
         deliveries = self.h.metrics.deliveries.labels("ws")
-        asgi_send = cast("Send | None", websocket.scope.get(_ASGI_SEND))
-        write = _stream_writer(asgi_send)
-        send = _sender(asgi_send, self.fmt)
+        send_asgi = asgi_send(websocket.scope)
+        write = ws_stream_writer(send_asgi)
+        send = _sender(send_asgi, self.fmt)
         batch, fmt = self.batch, self.fmt
         monotonic = time.monotonic
         assert self.pulse is not None
@@ -365,7 +359,7 @@ class Connection:
                 return
             if write is not None:
                 if batch and outbox.pending > 1:
-                    frames = [ws_frame(m) for m in _batches(outbox.drain(), fmt)]
+                    frames = [ws_frame(m) for m in batches(outbox.drain(), fmt)]
                 else:
                     frames = outbox.drain_ws_frames()
                 for data in _joined(frames):
@@ -376,7 +370,7 @@ class Connection:
             else:
                 messages = outbox.drain()
                 if batch and len(messages) > 1:
-                    messages = _batches(messages, fmt)
+                    messages = batches(messages, fmt)
                 for message in messages:
                     writing(monotonic())
                     await send(message)
@@ -409,32 +403,16 @@ class Connection:
         await self._close(CLOSE_TOKEN_EXPIRED, "token expired: reconnect with a new one")
 
     async def _close(self, code: int, reason: str) -> None:
+        self.outbox.direct = None  # nothing may follow the close frame
         # A close reason is at most 123 bytes.
         await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
-
-
-def _stream_writer(asgi_send: Send | None) -> Callable[[bytes], Awaitable[None]] | None:
-    """Whole frames straight onto Hypercorn's WebSocket stream, when Hypercorn serves us.
-
-    What Hypercorn's ``websocket.send`` does after wsproto framed a message, for frames that
-    are already framed: many frames in one write, no per-connection encoding.
-    """
-    stream = getattr(asgi_send, "__self__", None)
-    if not isinstance(stream, WSStream):
-        return None
-
-    async def write(data: bytes) -> None:
-        if not stream.closed and stream.state is ASGIWebsocketState.CONNECTED:
-            await stream.send(Data(stream_id=stream.stream_id, data=data))
-
-    return write
 
 
 def _joined(frames: list[bytes]) -> list[bytes]:
     """``frames`` joined into writes of about WRITE_BYTES."""
     if len(frames) <= 1:
         return frames
-    return [b"".join(group) for group in _groups(frames, WRITE_BYTES)]
+    return [b"".join(group) for group in groups(frames, WRITE_BYTES)]
 
 
 def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awaitable[None]]:
@@ -447,30 +425,6 @@ def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awai
         return asgi_send({"type": "websocket.send", key: frame})
 
     return send
-
-
-def _batches(frames: list[bytes | str], fmt: Format) -> list[bytes | str]:
-    """``frames`` as ``batch`` messages of about BATCH_BYTES (a lone frame stays as it is)."""
-    return [
-        batch_frame(group, fmt) if len(group) > 1 else group[0]
-        for group in _groups(frames, BATCH_BYTES)
-    ]
-
-
-def _groups(frames: list[_Frame], limit: int) -> list[list[_Frame]]:
-    """``frames`` in order, in runs of at most ``limit`` bytes (a bigger frame alone)."""
-    out: list[list[_Frame]] = []
-    group: list[_Frame] = []
-    size = 0
-    for frame in frames:
-        if group and size + len(frame) > limit:
-            out.append(group)
-            group, size = [], 0
-        group.append(frame)
-        size += len(frame)
-    if group:
-        out.append(group)
-    return out
 
 
 def _text(message: dict[str, Any], name: str, required: bool) -> str | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from service.broadcaster import Broadcaster, Broadcasters
 from service.config import Settings
 from service.cursor import Cursor
-from service.events import Event, EventIn, Scope
+from service.events import Event, EventIn, EventRun, Scope
 from service.outbox import Outbox
 from service.topics import partition_for_key
 from service.wire import Format
@@ -53,8 +54,26 @@ def put(
         partition = partition_for_key(key, PARTITIONS) if key is not None else 0
     if offset is None:
         offset = broadcaster.positions.get(partition, 0)
+    event = broadcaster.take_record(record(data, key, partition, offset))
+    if event is not None:
+        broadcaster.fan_out([event])
+    return event
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def record(data: Any, key: str | None, partition: int, offset: int) -> Record:
+    """A consumed record as Herald's producer writes it."""
     record_key, value, headers = EventIn(data=data, key=key).to_record()
-    return broadcaster.publish_record(partition, offset, TIMESTAMP_MS, record_key, value, headers)
+    return Record(partition, offset, TIMESTAMP_MS, record_key, value, headers)
 
 
 def outbox(capacity: int = 1000) -> Outbox:
@@ -457,3 +476,78 @@ def test_ids_after_a_resume_never_fall_below_the_cursor_brought_from_another_ins
     # Once this instance's own cursor covers the held one, frames are shared again.
     shared = put(broadcaster, "next", partition=2)
     assert [json.loads(frame)["id"] for frame in box.drain()] == [shared.id(Scope.TOPIC)]
+
+
+class Socket:
+    """A connection's socket that takes every run at once, recording each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[int]] = []
+
+    def deliver(self, run: EventRun) -> bool:
+        self.writes.append([event.data["n"] for event in run.events])
+        return True
+
+
+def take(broadcaster: Broadcaster, n: int) -> Event:
+    event = broadcaster.take_record(record({"n": n}, None, 0, broadcaster.positions[0]))
+    assert event is not None
+    return event
+
+
+def direct_subscriber(broadcaster: Broadcaster) -> tuple[Outbox, Socket]:
+    box = outbox()
+    socket = box.direct = Socket()
+    broadcaster.subscribe(box, None)
+    return box, socket
+
+
+async def test_events_within_the_fan_out_interval_reach_a_subscriber_in_one_write() -> None:
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=0.05)
+    broadcaster.assign(0, 0)
+    box, socket = direct_subscriber(broadcaster)
+    broadcaster.offer([take(broadcaster, 0)])  # the first after a quiet spell: at once
+    assert socket.writes == [[0]]
+    broadcaster.offer([take(broadcaster, 1)])
+    broadcaster.offer([take(broadcaster, 2)])
+    assert socket.writes == [[0]]  # held until the interval is over
+    box.direct = None  # from here the outbox queue shows when the held events arrive
+    assert await box.wait(within=5)
+    assert received(box) == [{"n": 1}, {"n": 2}]
+
+
+async def test_without_an_interval_every_offer_fans_out_at_once() -> None:
+    broadcaster = Broadcaster(TOPIC, 100)
+    broadcaster.assign(0, 0)
+    _box, socket = direct_subscriber(broadcaster)
+    for n in range(3):
+        broadcaster.offer([take(broadcaster, n)])
+    broadcaster.offer([take(broadcaster, 3), take(broadcaster, 4)])
+    assert socket.writes == [[0], [1], [2], [3, 4]]
+
+
+async def test_a_new_subscriber_starts_after_held_events_which_reach_the_others_once() -> None:
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=60)
+    broadcaster.assign(0, 0)
+    _old_box, old = direct_subscriber(broadcaster)
+    broadcaster.offer([take(broadcaster, 0)])
+    broadcaster.offer([take(broadcaster, 1)])
+    assert old.writes == [[0]]
+    new_box, new = direct_subscriber(broadcaster)
+    assert old.writes == [[0], [1]]
+    assert new.writes == [] and new_box.pending == 0
+    (subscription,) = [s for s in broadcaster._all if s.outbox is new_box]
+    assert subscription.cursor == broadcaster.cursor().encode(TOPIC)
+
+
+async def test_a_resume_from_the_ring_gets_held_events_once() -> None:
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=60)
+    broadcaster.assign(0, 0)
+    start = broadcaster.cursor()
+    broadcaster.offer([take(broadcaster, 0)])
+    broadcaster.offer([take(broadcaster, 1)])
+    box = outbox()
+    broadcaster.subscribe(box, None, since=start)
+    broadcaster.offer([take(broadcaster, 2)])
+    broadcaster.flush()
+    assert received(box) == [{"n": n} for n in range(3)]

@@ -7,7 +7,7 @@ import json
 import time
 
 from service.cursor import Cursor
-from service.events import Event, EventIn, Scope, event_from_record
+from service.events import Event, EventIn, EventRun, Scope, event_from_record
 from service.outbox import Outbox, Pulse, Subscription
 from service.wire import Format, event_frame, event_ws_frame, ws_frame
 
@@ -340,3 +340,80 @@ async def test_a_write_brings_a_quiet_pulse_forward_to_its_deadline() -> None:
         assert outbox.drain() == []
     finally:
         pulse.stop()
+
+
+class Socket:
+    """A DirectWrite that takes what it is given, or refuses while ``busy``."""
+
+    def __init__(self) -> None:
+        self.written: list[list[int]] = []
+        self.busy = False
+
+    def deliver(self, run: EventRun) -> bool:
+        if self.busy:
+            return False
+        self.written.append([event.offset for event in run.events])
+        return True
+
+
+def direct_outbox(capacity: int = 1000) -> tuple[Outbox, Socket]:
+    box = Outbox(Format.JSON, capacity)
+    socket = box.direct = Socket()
+    return box, socket
+
+
+def test_an_idle_outbox_writes_a_run_at_once_and_moves_the_cursor() -> None:
+    box, socket = direct_outbox()
+    sub = subscribe(box)
+    run = EventRun([make_event(0), make_event(1)], Scope.TOPIC)
+    assert box.put_run(sub, run)
+    assert socket.written == [[0, 1]]
+    assert box.pending == 0
+    assert sub.cursor == run.events[-1].id(Scope.TOPIC)
+
+
+def test_a_run_queues_behind_waiting_frames_so_order_holds() -> None:
+    box, socket = direct_outbox()
+    sub = subscribe(box)
+    box.put_control("hello")
+    assert box.put_run(sub, EventRun([make_event(0)], Scope.TOPIC))
+    assert socket.written == []
+    assert data_of(box.drain()) == ["hello", {"n": 0}]
+
+
+def test_a_run_queues_while_the_writer_is_inside_a_write() -> None:
+    box, socket = direct_outbox()
+    box.writing_since = time.monotonic()
+    assert box.put_run(subscribe(box), EventRun([make_event(0)], Scope.TOPIC))
+    assert socket.written == [] and box.pending == 1
+
+
+def test_a_run_queues_while_the_socket_has_not_taken_earlier_bytes() -> None:
+    box, socket = direct_outbox()
+    socket.busy = True
+    sub = subscribe(box)
+    assert box.put_run(sub, EventRun([make_event(0), make_event(1)], Scope.TOPIC))
+    assert data_of(box.drain()) == [{"n": 0}, {"n": 1}]
+
+
+def test_a_run_queues_while_held_and_is_written_directly_after() -> None:
+    box, socket = direct_outbox()
+    sub = subscribe(box)
+    with box.holding():
+        box.put_run(sub, EventRun([make_event(0)], Scope.TOPIC))
+        box.put_control_first(["subscribed"], sub)
+    assert socket.written == []
+    assert data_of(box.drain()) == ["subscribed", {"n": 0}]
+    box.put_run(sub, EventRun([make_event(1)], Scope.TOPIC))
+    assert socket.written == [[1]]
+
+
+def test_a_queued_run_still_overflows_a_full_outbox() -> None:
+    box, socket = direct_outbox(capacity=2)
+    socket.busy = True
+    sub = subscribe(box)
+    assert not box.put_run(sub, EventRun([make_event(n) for n in range(3)], Scope.TOPIC))
+    assert box.overflowed
+    socket.busy = False
+    assert not box.put_run(sub, EventRun([make_event(3)], Scope.TOPIC))
+    assert socket.written == []

@@ -17,8 +17,10 @@ from service.cursor import Cursor
 from service.errors import Malformed
 from service.events import Event, EventIn, Scope, event_from_record
 from service.wire import (
+    BATCH_BYTES,
     Format,
     batch_frame,
+    batches,
     decode_message,
     dump_json,
     encode_message,
@@ -320,3 +322,32 @@ def test_an_events_websocket_frame_is_built_once_and_shared() -> None:
     assert isinstance(message, str)
     assert frame == ws_frame(message)
     assert event_ws_frame(event, Format.MSGPACK, Scope.TOPIC)[0] == 0x82
+
+
+def test_frames_are_grouped_in_order_into_batches_of_bounded_size() -> None:
+    pad = "x" * (BATCH_BYTES // 10)
+    frames = [encode_message({"op": "event", "n": n, "pad": pad}, Format.JSON) for n in range(35)]
+    grouped = batches(frames, Format.JSON)
+    assert len(grouped) == 4
+    messages = []
+    for batch in grouped:
+        assert len(batch) <= BATCH_BYTES + 64
+        decoded = json.loads(batch)
+        assert decoded["op"] == "batch"
+        messages.extend(decoded["messages"])
+    assert [m["n"] for m in messages] == list(range(35))
+
+
+def test_msgpack_frames_are_grouped_into_a_binary_batch() -> None:
+    frames = [encode_message({"op": "event", "n": n}, Format.MSGPACK) for n in range(3)]
+    (batch,) = batches(frames, Format.MSGPACK)
+    assert isinstance(batch, bytes)
+    assert msgpack.unpackb(batch) == {
+        "op": "batch",
+        "messages": [{"op": "event", "n": n} for n in range(3)],
+    }
+
+
+def test_a_lone_frame_is_not_wrapped() -> None:
+    frame = encode_message({"op": "pong"}, Format.JSON)
+    assert batches([frame], Format.JSON) == [frame]

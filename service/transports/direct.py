@@ -1,0 +1,160 @@
+"""Hypercorn's connection under a streaming request: whole frames onto it, without ASGI.
+
+Under Hypercorn over HTTP/1.1 a WebSocket or an SSE stream can skip the per-message ASGI
+machinery: a writer task puts already-framed bytes onto the stream, and an idle connection
+takes an event straight from the fan-out (``SocketWrite``), with no task woken at all. Any
+other server, HTTP/2, or a Hypercorn that changed underneath gets None here and the plain
+ASGI path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import h11
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.protocol.events import Data
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
+from quart import Quart
+
+from ..events import EventRun
+from ..metrics import Tally
+from ..wire import Format
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Each connection's ASGI send callable, kept in its scope under this name.
+ASGI_SEND = "herald.asgi_send"
+# A run's bytes for one kind of connection (shared by all connections of that kind).
+FrameOf = Callable[[EventRun, Format], bytes]
+
+
+def keep_asgi_send(app: Quart) -> None:
+    """Keep each request's ASGI ``send`` in its scope, for the transports to use directly.
+
+    Quart's ``websocket.send`` yields to the event loop before every frame (``sleep(0)``):
+    a whole loop iteration per frame per connection, once the largest cost of a fan-out.
+    """
+    inner = app.asgi_app
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        scope[ASGI_SEND] = send
+        await inner(scope, receive, send)
+
+    app.asgi_app = asgi_app  # type: ignore[method-assign]
+
+
+def asgi_send(scope: Mapping[str, Any]) -> Send | None:
+    return cast("Send | None", scope.get(ASGI_SEND))
+
+
+def ws_stream_writer(send: Send | None) -> Callable[[bytes], Awaitable[None]] | None:
+    """Whole WebSocket frames onto Hypercorn's stream: what its ``websocket.send`` does after
+    wsproto framed a message, for frames already framed (many in one write)."""
+    stream = getattr(send, "__self__", None)
+    if not isinstance(stream, WSStream):
+        return None
+
+    async def write(data: bytes) -> None:
+        if not stream.closed and stream.state is ASGIWebsocketState.CONNECTED:
+            await stream.send(Data(stream_id=stream.stream_id, data=data))
+
+    return write
+
+
+class SocketWrite:
+    """An idle connection's socket, written from the fan-out (see Outbox.direct).
+
+    Only while the socket has taken every earlier byte (nothing buffered in the transport,
+    no write of Hypercorn's own waiting) and the stream is still open: a client that reads
+    slowly makes its events queue, and its writer then waits out the socket with the send
+    deadline, as for every other frame.
+    """
+
+    __slots__ = ("_fmt", "_frame", "_is_open", "_kind", "_lock", "_tally", "_transport")
+
+    def __init__(
+        self,
+        server: TCPServer,
+        is_open: Callable[[], bool],
+        fmt: Format,
+        frame: FrameOf,
+        tally: Tally,
+    ) -> None:
+        self._transport = server.writer.transport
+        self._lock = server.send_lock
+        self._is_open = is_open
+        self._fmt = fmt
+        self._frame = frame
+        # Where a run keeps its bytes for connections like this one.
+        self._kind = f"{frame.__name__}/{fmt.value}"
+        self._tally = tally
+
+    def deliver(self, run: EventRun) -> bool:
+        transport = self._transport
+        if (
+            transport.get_write_buffer_size()
+            or self._lock.locked()
+            or transport.is_closing()
+            or not self._is_open()
+        ):
+            return False
+        data = run.encoded.get(self._kind)
+        if data is None:
+            data = run.encoded[self._kind] = self._frame(run, self._fmt)
+        transport.write(data)
+        self._tally.count += len(run.events)
+        return True
+
+
+def ws_socket(send: Send | None, fmt: Format, frame: FrameOf, tally: Tally) -> SocketWrite | None:
+    """The socket under a WebSocket served by Hypercorn over HTTP/1.1, else None."""
+    stream = getattr(send, "__self__", None)
+    server = _tcp_server(stream)
+    if not isinstance(stream, WSStream) or server is None:
+        return None
+
+    def is_open() -> bool:
+        return stream.state is ASGIWebsocketState.CONNECTED and not stream.closed
+
+    return SocketWrite(server, is_open, fmt, frame, tally)
+
+
+def sse_socket(send: Send | None, frame: FrameOf, tally: Tally) -> SocketWrite | None:
+    """The socket under a streamed response (headers sent) with chunked framing, else None.
+
+    ``frame`` gives whole HTTP/1.1 chunks: h11 frames a streamed body of an HTTP/1.1 client
+    in chunks, and writing ours between its own keeps the body well-formed.
+    """
+    stream = getattr(send, "__self__", None)
+    server = _tcp_server(stream)
+    if not isinstance(stream, HTTPStream) or server is None:
+        return None
+    connection = getattr(stream.send.__self__, "connection", None)  # type: ignore[attr-defined]
+    if not isinstance(connection, h11.Connection) or connection.their_http_version != b"1.1":
+        return None
+    if type(getattr(connection, "_writer", None)).__name__ != "ChunkedWriter":
+        return None
+
+    def is_open() -> bool:
+        return stream.state is ASGIHTTPState.RESPONSE and not stream.closed
+
+    return SocketWrite(server, is_open, Format.SSE, frame, tally)
+
+
+def _tcp_server(stream: object) -> TCPServer | None:
+    """The TCPServer under a stream of Hypercorn's HTTP/1.1 protocol on asyncio."""
+    protocol = getattr(getattr(stream, "send", None), "__self__", None)
+    if not isinstance(protocol, H11Protocol):
+        return None
+    server = getattr(protocol.send, "__self__", None)
+    if not isinstance(server, TCPServer):
+        return None
+    # What SocketWrite uses; a Hypercorn without them gets the ASGI path.
+    writer = getattr(server, "writer", None)
+    if not isinstance(writer, asyncio.StreamWriter) or not hasattr(server, "send_lock"):
+        return None
+    return server
