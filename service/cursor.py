@@ -15,6 +15,7 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import BadCursor
 
@@ -43,12 +44,17 @@ class Cursor:
         return dict(self.offsets)
 
     def encode(self, topic: str) -> str:
-        body = bytearray([_VERSION])
-        for partition, offset in self.offsets:
-            _put_varint(body, partition)
-            _put_varint(body, offset)
-        body += _checksum(topic, body)
-        return base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode("ascii")
+        # Every delivered event carries one: the bytes of a (partition, offset) pair that
+        # repeats (the partitions an event did not move) come from a cache.
+        parts = [_VERSION_BYTE]
+        for pair in self.offsets:
+            encoded = _PAIRS.get(pair)
+            if encoded is None:
+                encoded = _pair_bytes(pair)
+            parts.append(encoded)
+        body = b"".join(parts)
+        raw = body + _checksum(topic, body)
+        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
     @classmethod
     def decode(cls, topic: str, text: str) -> Cursor:
@@ -77,7 +83,34 @@ class Cursor:
 
 def _checksum(topic: str, body: bytes | bytearray) -> bytes:
     # Topic names cannot hold a NUL byte, so topic and body cannot run into each other.
-    return hashlib.blake2b(topic.encode() + b"\0" + body, digest_size=_DIGEST_BYTES).digest()
+    prefix = _HASHED_TOPICS.get(topic)
+    if prefix is None:
+        if len(_HASHED_TOPICS) >= _CACHED:
+            _HASHED_TOPICS.clear()
+        prefix = _HASHED_TOPICS[topic] = hashlib.blake2b(
+            topic.encode() + b"\0", digest_size=_DIGEST_BYTES
+        )
+    digest = prefix.copy()
+    digest.update(body)
+    return digest.digest()
+
+
+_VERSION_BYTE = bytes([_VERSION])
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# Per topic, the hash state after its name; per pair, its varints (bounded caches).
+_HASHED_TOPICS: dict[str, Any] = {}
+_PAIRS: dict[tuple[int, int], bytes] = {}
+_CACHED = 4096
+
+
+def _pair_bytes(pair: tuple[int, int]) -> bytes:
+    out = bytearray()
+    _put_varint(out, pair[0])
+    _put_varint(out, pair[1])
+    if len(_PAIRS) >= _CACHED:
+        _PAIRS.clear()
+    encoded = _PAIRS[pair] = bytes(out)
+    return encoded
 
 
 def _put_varint(out: bytearray, value: int) -> None:

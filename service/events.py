@@ -24,6 +24,10 @@ from .idempotency import Tag
 TYPE_HEADER = "herald-type"
 CONTENT_TYPE_HEADER = "content-type"
 MSGPACK = "application/msgpack"
+# Set by Herald on a value it wrote as compact JSON from validated data: delivered as it is
+# stored, without decoding and re-encoding it. Records of other producers are checked.
+CHECKED_HEADER = "herald-data"
+CHECKED_JSON = b"json"
 DEFAULT_TYPE = "message"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TIMESTAMP_MS = (
@@ -48,6 +52,7 @@ class EventIn:
             headers.append((IDEMPOTENCY_HEADER, tag.header()))
         try:
             value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
+            headers.append((CHECKED_HEADER, CHECKED_JSON))
         except TypeError:
             # Binary data from a msgpack client: keep it binary rather than mangle it.
             value = msgpack.packb(self.data, use_bin_type=True)
@@ -85,6 +90,8 @@ class Event:
     msgpack_value: bool
     topic_cursor: Cursor
     tag: Tag | None = None
+    # Whether raw_value is JSON Herald wrote (see CHECKED_HEADER).
+    checked_json: bool = False
     _data: Any = None
     _decoded: bool = False
     _ids: dict[Scope, str] = field(default_factory=dict)
@@ -112,11 +119,26 @@ class Event:
 
     @property
     def time(self) -> str:
-        # Integer arithmetic stays exact in any year; a producer may set any int64
-        # timestamp (or -1 for none), so clamp to what RFC 3339 can say.
-        milliseconds = min(max(self.timestamp_ms, 0), _MAX_TIMESTAMP_MS)
-        moment = _EPOCH + timedelta(milliseconds=milliseconds)
-        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        text = _TIMES.get(self.timestamp_ms)
+        if text is None:
+            if len(_TIMES) >= _TIMES_KEPT:
+                _TIMES.clear()
+            text = _TIMES[self.timestamp_ms] = _time_text(self.timestamp_ms)
+        return text
+
+    def data_json(self) -> str | None:
+        """``data`` as the JSON text stored in Kafka, when Herald wrote it; else None.
+
+        Still refused: text that is not UTF-8 or holds a line break (neither of which
+        Herald writes), which would break a WebSocket text frame or an SSE frame.
+        """
+        if not self.checked_json:
+            return None
+        try:
+            text = self.raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return None if "\n" in text or "\r" in text else text
 
     def raised_to(self, floor: dict[int, int]) -> Cursor | None:
         """This event's topic cursor raised to ``floor`` on every partition; None if no raise.
@@ -161,6 +183,19 @@ class EventRun:
         if len(kept) == len(self.events):
             return self
         return EventRun(kept, self.scope) if kept else None
+
+
+# Events read together mostly share a millisecond: their time text is made once.
+_TIMES: dict[int, str] = {}
+_TIMES_KEPT = 4096
+
+
+def _time_text(timestamp_ms: int) -> str:
+    # Integer arithmetic stays exact in any year; a producer may set any int64
+    # timestamp (or -1 for none), so clamp to what RFC 3339 can say.
+    milliseconds = min(max(timestamp_ms, 0), _MAX_TIMESTAMP_MS)
+    moment = _EPOCH + timedelta(milliseconds=milliseconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def decode_value(value: bytes, is_msgpack: bool) -> Any:
@@ -228,6 +263,7 @@ def event_from_record(
     """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""
     event_type = DEFAULT_TYPE
     is_msgpack = False
+    checked_json = False
     tag = None
     for name, header_value in headers:
         if name == TYPE_HEADER:
@@ -236,6 +272,8 @@ def event_from_record(
             is_msgpack = header_value == MSGPACK.encode()
         elif name == IDEMPOTENCY_HEADER:
             tag = Tag.parse(header_value)
+        elif name == CHECKED_HEADER:
+            checked_json = header_value == CHECKED_JSON
     return Event(
         topic=topic,
         key=key.decode("utf-8", errors="replace") if key is not None else None,
@@ -247,4 +285,5 @@ def event_from_record(
         msgpack_value=is_msgpack,
         topic_cursor=topic_cursor,
         tag=tag,
+        checked_json=checked_json and not is_msgpack,
     )

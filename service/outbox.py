@@ -162,13 +162,18 @@ class Outbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def room_for_catch_up(self) -> bool:
+        """Whether put_event_when_room would queue at once."""
+        return self._pending_events < max(1, self.capacity // 2)
+
     async def put_event_when_room(self, subscription: Subscription, event: Event) -> bool:
         """Queue ``event`` once the writer has made room (catch-up reads pace themselves).
 
         Only half the capacity is used this way, leaving the rest for live events of the
         connection's other subscriptions. False once the outbox is closed or overflowed.
         """
-        while self._pending_events >= max(1, self.capacity // 2):
+        while not self.room_for_catch_up:
             if self.overflowed or self.closed:
                 return False
             room = self._room = asyncio.get_running_loop().create_future()

@@ -96,10 +96,17 @@ class Resumer:
             target = {p: broadcaster.positions.get(p, 0) for p in current}
             # aclosing: a cancelled catch-up stops its Kafka reader now, not at collection.
             reading = self._read(broadcaster, key, current, target)
+            outbox = subscription.outbox
             async with contextlib.aclosing(reading):
-                async for event in reading:
-                    if not await subscription.outbox.put_event_when_room(subscription, event):
-                        return  # the connection is closing or lagging: nothing more to do
+                async for events in reading:
+                    for event in events:
+                        # Awaited only when the writer must make room first.
+                        if outbox.room_for_catch_up:
+                            put = outbox.put_event(subscription, event)
+                        else:
+                            put = await outbox.put_event_when_room(subscription, event)
+                        if not put:
+                            return  # the connection is closing or lagging: nothing to do
         broadcaster.subscribe(subscription.outbox, key, Cursor.of(current), subscription)
 
     async def page(
@@ -113,10 +120,11 @@ class Resumer:
             target = {p: broadcaster.positions.get(p, 0) for p in current}
             reading = self._read(broadcaster, key, current, target)
             async with contextlib.aclosing(reading):
-                async for event in reading:
-                    events.append(event)
-                    if len(events) == limit:
-                        return Page(events, event.cursor(scope), scope, after)
+                async for batch in reading:
+                    for event in batch:
+                        events.append(event)
+                        if len(events) == limit:
+                            return Page(events, event.cursor(scope), scope, after)
         for event in broadcaster.events_after(Cursor.of(current), key):
             events.append(event)
             current[event.partition] = event.offset + 1
@@ -131,21 +139,28 @@ class Resumer:
         key: str | None,
         current: dict[int, int],
         target: dict[int, int],
-    ) -> AsyncGenerator[Event, None]:
-        """Events from Kafka between ``current`` and ``target``, advancing ``current``."""
-        batches = self.history.records(broadcaster.topic, dict(current), target)
+    ) -> AsyncGenerator[list[Event], None]:
+        """Events from Kafka between ``current`` and ``target``, a fetch at a time.
+
+        ``current`` advances past each fetch as it is yielded: every event carries its own
+        cursor, which is where a reader that stops within a fetch stands.
+        """
+        topic = broadcaster.topic
+        is_repeat = broadcaster.idempotency.is_repeat
+        batches = self.history.records(topic, dict(current), target)
         async with contextlib.aclosing(batches):
             async for batch in batches:
+                events: list[Event] = []
                 for record in batch:
                     current[record.partition] = record.offset + 1
                     if key is not None and (record.key is None or record.key.decode() != key):
                         continue
-                    event = event_of(broadcaster.topic, record, Cursor.of(current))
+                    event = event_of(topic, record, Cursor.of(current))
                     # A second copy of an idempotent publish is never delivered (see idempotency).
-                    if event.tag is None or not broadcaster.idempotency.is_repeat(
-                        event.tag, event.partition, event.offset
-                    ):
-                        yield event
+                    if event.tag is None or not is_repeat(event.tag, event.partition, event.offset):
+                        events.append(event)
+                if events:
+                    yield events
         # Offsets may skip at the end (compaction, markers): the read reached the target.
         current.update(_raise_to(current, target))
 

@@ -106,12 +106,51 @@ def _encode_event(
 ) -> bytes | str:
     if fmt is Format.MSGPACK:
         return dump_msgpack({"op": "event", **event.as_dict(scope, event_id)})
-    body = dump_json(event.as_dict(scope, event_id))
+    body = _event_json(event, event_id or event.id(scope))
     if fmt is Format.SSE:
-        sse = ServerSentEvent(data=body, id=event_id or event.id(scope), event=event.type)
-        return sse.encode()
+        return sse_event_frame(event_id or event.id(scope), event.type, body)
     # The WS message is the event object with "op" first: splice rather than encode twice.
     return '{"op":"event",' + body[1:]
+
+
+def _event_json(event: Event, event_id: str) -> str:
+    """``event.as_dict()`` as JSON (the same text), splicing in the stored data if it can."""
+    data = event.data_json()
+    if data is None:
+        return dump_json(event.as_dict(Scope.TOPIC, event_id))
+    key = "null" if event.key is None else _json_string(event.key)
+    # An id is base64url and a time RFC 3339: neither needs escaping.
+    return (
+        f'{{"id":"{event_id}","topic":{_json_string(event.topic)},"key":{key},'
+        f'"type":{_json_string(event.type)},"time":"{event.time}","data":{data}}}'
+    )
+
+
+def sse_event_frame(event_id: str, event_type: str, body: str) -> bytes:
+    """``ServerSentEvent(data=body, id=event_id, event=event_type).encode()``, byte for byte.
+
+    Built once per event of every stream, so from the parts sse-starlette would write: the
+    event line of each type comes from it once; an id and a body without line breaks are
+    written as they are (a cursor never has one; JSON text from _event_json neither).
+    """
+    if "\n" in body or "\r" in body or "\n" in event_id or "\r" in event_id:
+        return ServerSentEvent(data=body, id=event_id, event=event_type).encode()
+    line = _SSE_EVENT_LINES.get(event_type)
+    if line is None:
+        if len(_SSE_EVENT_LINES) >= 1024:
+            _SSE_EVENT_LINES.clear()
+        # "event: <type>\r\n\r\n" as sse-starlette writes it, without the blank line.
+        line = _SSE_EVENT_LINES[event_type] = ServerSentEvent(event=event_type).encode()[:-2]
+    return b"".join(
+        (b"id: ", event_id.encode(), b"\r\n", line, b"data: ", body.encode(), b"\r\n\r\n")
+    )
+
+
+_SSE_EVENT_LINES: dict[str, bytes] = {}
+
+
+# A str as JSON (quotes and escapes), as dump_json writes it (ensure_ascii=False).
+_json_string = json.encoder.encode_basestring
 
 
 # Frames a server sends: unmasked, never fragmented, no extension (an uncompressed message is

@@ -89,12 +89,12 @@ def test_to_record_keeps_non_ascii_as_utf8() -> None:
 
 def test_to_record_carries_the_type_in_the_herald_type_header() -> None:
     _, _, headers = EventIn(data=1, type="order.created").to_record()
-    assert headers == [(TYPE_HEADER, b"order.created")]
+    assert dict(headers)[TYPE_HEADER] == b"order.created"
 
 
 def test_to_record_defaults_the_type_to_message() -> None:
     _, _, headers = EventIn(data=1).to_record()
-    assert headers == [(TYPE_HEADER, DEFAULT_TYPE.encode())]
+    assert dict(headers)[TYPE_HEADER] == DEFAULT_TYPE.encode()
     assert DEFAULT_TYPE == "message"
 
 

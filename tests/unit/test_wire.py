@@ -12,10 +12,18 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sse_starlette import ServerSentEvent
 
 from service.cursor import Cursor
 from service.errors import Malformed
-from service.events import Event, EventIn, Scope, event_from_record
+from service.events import (
+    CHECKED_HEADER,
+    CHECKED_JSON,
+    Event,
+    EventIn,
+    Scope,
+    event_from_record,
+)
 from service.wire import (
     BATCH_BYTES,
     Format,
@@ -26,6 +34,7 @@ from service.wire import (
     encode_message,
     event_frame,
     event_ws_frame,
+    sse_event_frame,
     sse_frame,
     ws_frame,
 )
@@ -351,3 +360,73 @@ def test_msgpack_frames_are_grouped_into_a_binary_batch() -> None:
 def test_a_lone_frame_is_not_wrapped() -> None:
     frame = encode_message({"op": "pong"}, Format.JSON)
     assert batches([frame], Format.JSON) == [frame]
+
+
+# -- data spliced from the stored value ------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_size=8), inner)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=_json_values, key=st.none() | st.text(st.characters(exclude_categories=("Cs",))))
+def test_a_frame_spliced_from_the_stored_value_is_the_encoded_event(data: Any, key: Any) -> None:
+    event = make_event(data, key=key or None)
+    assert event.checked_json
+    for scope in Scope:
+        expected = dump_json(event.as_dict(scope))
+        assert event_frame(event, Format.JSON, scope) == '{"op":"event",' + expected[1:]
+        assert parse_sse(event_frame(event, Format.SSE, scope))["data"] == [expected]  # type: ignore[arg-type]
+
+
+def foreign_event(value: bytes, headers: list[tuple[str, bytes]]) -> Event:
+    """A record another producer wrote."""
+    return event_from_record(TOPIC, 0, 1, 1714564800123, None, value, headers, Cursor.of({0: 2}))
+
+
+def test_a_foreign_value_is_decoded_and_encoded_again() -> None:
+    event = foreign_event(b'{\n  "a": [1, 2]\n}', [])
+    assert not event.checked_json
+    assert json.loads(event_frame(event, Format.JSON, Scope.TOPIC))["data"] == {"a": [1, 2]}
+    assert parse_sse(event_frame(event, Format.SSE, Scope.TOPIC))["data"][0].endswith(  # type: ignore[arg-type]
+        '"data":{"a":[1,2]}}'
+    )
+
+
+@pytest.mark.parametrize("value", [b'{\n"a":1}', b'"a\rb"', b'"\xff"'])
+def test_a_value_marked_checked_that_would_break_a_frame_is_encoded_again(value: bytes) -> None:
+    event = foreign_event(value, [(CHECKED_HEADER, CHECKED_JSON)])
+    assert event.data_json() is None
+    frame = event_frame(event, Format.SSE, Scope.TOPIC)
+    assert isinstance(frame, bytes)
+    assert len(parse_sse(frame)["data"]) == 1  # one data line: the frame holds together
+    json.loads(event_frame(event, Format.JSON, Scope.TOPIC))
+
+
+def test_msgpack_values_are_not_marked_checked() -> None:
+    event = make_event({"blob": b"\x00\x01"})
+    assert not event.checked_json
+    assert json.loads(event_frame(event, Format.JSON, Scope.TOPIC))["data"] == {"blob": "AAE="}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    event_id=st.text(max_size=30),
+    event_type=st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
+    body=st.text(st.characters(exclude_categories=("Cs",)), max_size=60),
+)
+def test_an_event_frame_is_what_sse_starlette_writes(
+    event_id: str, event_type: str, body: str
+) -> None:
+    expected = ServerSentEvent(data=body, id=event_id, event=event_type).encode()
+    assert sse_event_frame(event_id, event_type, body) == expected
