@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import Counter
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -72,21 +73,24 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def answer_preflight() -> Response | None:
         return preflight(origins) if request.method == "OPTIONS" else None
 
-    @app.after_request
-    async def browser_headers(response: Response) -> Response:
-        return decorate(response, origins, settings)
+    # What the origin answered, per route: behind a CDN, this is what the edge let through.
+    # Prometheus looks a labelled child up under a lock: keep each one (routes x statuses).
+    answered: dict[tuple[str | None, int], Counter] = {}
 
+    # One hook rather than three: Quart awaits each hook of every request.
     @app.after_request
-    async def default_cache_control(response: Response) -> Response:
+    async def finish_response(response: Response) -> Response:
+        decorate(response, origins, settings)
         # A cache keeps an answer without Cache-Control for its own default time: errors,
-        # health and metrics must say they are not to be kept.
-        response.headers.setdefault("Cache-Control", cache_policy.NEVER)
-        return response
-
-    @app.after_request
-    async def count_request(response: Response) -> Response:
-        # What the origin answered, per route: behind a CDN, this is what the edge let through.
-        metrics.requests.labels(request.endpoint or "unrouted", str(response.status_code)).inc()
+        # health and metrics must say they are not to be kept. (getlist: a missing header
+        # costs Headers.get an exception.)
+        if not response.headers.getlist("Cache-Control"):
+            response.headers["Cache-Control"] = cache_policy.NEVER
+        key = (request.endpoint, response.status_code)
+        counter = answered.get(key)
+        if counter is None:
+            counter = answered[key] = metrics.requests.labels(key[0] or "unrouted", str(key[1]))
+        counter.inc()
         return response
 
     app.register_error_handler(HeraldError, problem_response)

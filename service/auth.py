@@ -7,6 +7,8 @@ stands for the token's subject, so ``notifications/{sub}`` means "my own key".
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +61,28 @@ class Principal:
         return any(grant.allows(topic, key) for grant in self.publish)
 
 
-class TokenVerifier:
-    """Checks signature, expiry, not-before and (when configured) audience and issuer."""
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed verification, and the times between which it stays valid."""
 
-    def __init__(self, settings: Settings) -> None:
+    principal: Principal
+    valid_from: float
+    valid_until: float
+
+
+class TokenVerifier:
+    """Checks signature, expiry, not-before and (when configured) audience and issuer.
+
+    A backend sends the same token with every request, and verifying it costs more than the
+    rest of a small publish: tokens that passed are remembered (at most ``jwt_cache_size``)
+    with the window PyJWT would accept them in, and outside that window a remembered token
+    is refused just as PyJWT would refuse it.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._clock = clock
+        self._verified: dict[str, _Verified] = {}
         self._keys: dict[str | None, Any] = {}
         self._algorithms: list[str] = []
         if settings.jwt_secret:
@@ -85,6 +104,36 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """The token's principal; Unauthenticated with a reason for anything else."""
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._remember(token, self._decode(token))
+        now = self._clock()
+        if now < verified.valid_from:
+            raise Unauthenticated("the token is not valid yet")
+        if now >= verified.valid_until:
+            self._verified.pop(token, None)
+            raise Unauthenticated("the token has expired")
+        return verified.principal
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> _Verified:
+        leeway = self._settings.jwt_leeway_s
+        # PyJWT's rules, on the integral claims it compares: exp <= now - leeway has
+        # expired; nbf or iat > now + leeway is not valid yet.
+        starts = [int(claims[name]) for name in ("nbf", "iat") if name in claims]
+        verified = _Verified(
+            _principal(claims),
+            max(starts) - leeway if starts else float("-inf"),
+            int(claims["exp"]) + leeway,
+        )
+        size = self._settings.jwt_cache_size
+        if size > 0:
+            while len(self._verified) >= size:
+                # The oldest entry goes: a token still in use is verified once more.
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = verified
+        return verified
+
+    def _decode(self, token: str) -> dict[str, Any]:
         if not self.configured:
             raise Unauthenticated("this server accepts no tokens (no key configured)")
         try:
@@ -115,7 +164,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             # PyJWT's messages describe the token's structure, never its contents.
             raise Unauthenticated(f"the token is not valid: {exc}") from None
-        return _principal(claims)
+        return claims
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

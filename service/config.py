@@ -63,6 +63,8 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_leeway_s: float = 30.0
+    # Verified tokens remembered until their exp (0: verify every request's token).
+    jwt_cache_size: int = 10_000
     token_cookie: str = "herald_token"
     private_topics: str = ""
     allowed_origins: tuple[str, ...] = ()
@@ -161,5 +163,6 @@ def _check(settings: Settings) -> None:
     for name in positive:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")
-    if settings.fan_out_interval_ms < 0:
-        raise ConfigError(f"{_PREFIX}FAN_OUT_INTERVAL_MS must be at least 0")
+    for name in ("fan_out_interval_ms", "jwt_cache_size"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 0")

@@ -118,7 +118,7 @@ class Publisher:
         """
         if not self._policy.exposed(topic):
             raise UnknownTopic(f"topic {topic!r} is not exposed")
-        producer = await self._connect()
+        producer = self._producer or await self._connect()
         await self._ensure_topic(topic)
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
@@ -134,7 +134,8 @@ class Publisher:
                         topic, value, key=key, headers=headers, partition=partition
                     )
                     pending.append(sent)
-                acked = await asyncio.gather(*pending)
+                # One event (the common POST) needs no gather and its wrapper future.
+                acked = [await pending[0]] if len(pending) == 1 else await asyncio.gather(*pending)
         except (KafkaError, TimeoutError) as exc:
             self._known_topics.discard(topic)
             raise KafkaUnavailable(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Request, Response, request
+from werkzeug.exceptions import RequestTimeout
 
 from ..errors import BadParameter, KafkaUnavailable, TooLarge, UnsupportedMediaType
 from ..idempotency import MAX_KEY_CHARS
@@ -25,8 +27,7 @@ async def publish(topic: str) -> Response:
     length = request.content_length
     if length is not None and length > h.settings.max_body_bytes:
         raise TooLarge(f"the body may hold at most {h.settings.max_body_bytes} bytes")
-    raw = await request.get_data(cache=False)
-    assert isinstance(raw, bytes)
+    raw = await _body(request)
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not _valid_key(idempotency_key):
         raise BadParameter(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters")
@@ -45,6 +46,21 @@ async def publish(topic: str) -> Response:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+async def _body(incoming: Request) -> bytes:
+    """The whole body, within BODY_TIMEOUT (a body that trickles in is a 408).
+
+    Request.get_data does the same through asyncio.wait_for, which starts a task and yields
+    to the event loop even when the body is already in, as a small POST's is.
+    """
+    try:
+        async with asyncio.timeout(incoming.body_timeout):
+            raw: bytes = await incoming.body
+    except TimeoutError:
+        raise RequestTimeout() from None
+    incoming.body.clear()
+    return raw
 
 
 def _valid_key(key: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import msgpack
 import pytest
@@ -87,6 +89,25 @@ async def test_body_over_the_limit_is_413(server: HeraldProcess, topic: str) -> 
     response = await post(server, topic, json={"data": "x" * 70_000})
     assert response.status_code == 413
     assert response.json()["type"] == "urn:herald:problem:too-large"
+
+
+async def test_a_body_that_trickles_in_is_cut_off_with_408(
+    server_factory: StartServer, topic: str
+) -> None:
+    strict = await server_factory(body_timeout_s="0.5")
+    reader, writer = await asyncio.open_connection("127.0.0.1", strict.port)
+    try:
+        writer.write(
+            f"POST /v1/topics/{topic}/events HTTP/1.1\r\nHost: x\r\n"
+            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":'.encode()
+        )
+        await writer.drain()
+        async with asyncio.timeout(30):
+            head = await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"content-type: application/problem+json" in head.lower()
 
 
 @pytest.mark.parametrize("name", ["__consumer_offsets", "not-exposed", "it-" + "x" * 250])

@@ -115,3 +115,101 @@ def test_es256_from_a_jwks_file_by_key_id(tmp_path: Path) -> None:
 def test_without_keys_every_token_is_refused() -> None:
     with pytest.raises(Unauthenticated):
         TokenVerifier(Settings()).verify(token())
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to verify from now on, in order."""
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return decoded
+
+
+def test_a_verified_token_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = counting_decodes(monkeypatch)
+    checker = verifier()
+    raw = token("alice", publish=["news"])
+    first, second = checker.verify(raw), checker.verify(raw)
+    assert second is first and decoded == [raw]
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    clock = Clock()
+    checker = TokenVerifier(Settings(jwt_secret=SECRET, jwt_leeway_s=5.0), clock)
+    raw = token(ttl=60)
+    exp = int(jwt.decode(raw, options={"verify_signature": False})["exp"])
+    assert checker.verify(raw).subject == "alice"
+    clock.now = exp + 4.9  # within the leeway, as PyJWT would accept it
+    assert checker.verify(raw).subject == "alice"
+    clock.now = exp + 5.0
+    with pytest.raises(Unauthenticated) as refused:
+        checker.verify(raw)
+    assert "expired" in refused.value.detail
+
+
+def test_a_remembered_token_is_refused_before_its_not_before() -> None:
+    clock = Clock()
+    checker = TokenVerifier(Settings(jwt_secret=SECRET, jwt_leeway_s=5.0), clock)
+    raw = token(nbf=int(clock.now) + 3)  # early, but within the leeway
+    assert checker.verify(raw).subject == "alice"
+    clock.now = int(clock.now) + 3 - 5.1  # the clock stepped back
+    with pytest.raises(Unauthenticated) as refused:
+        checker.verify(raw)
+    assert "not valid yet" in refused.value.detail
+
+
+def test_another_token_is_verified_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    checker = verifier()
+    good = token("alice", publish=["news"])
+    assert checker.verify(good).may_publish("news", None)
+    decoded = counting_decodes(monkeypatch)
+    forged = good.rsplit(".", 1)[0] + "." + token("alice").rsplit(".", 1)[1]
+    with pytest.raises(Unauthenticated):
+        checker.verify(forged)
+    bob = checker.verify(token("bob", publish=["other"]))
+    assert bob.subject == "bob" and not bob.may_publish("news", None)
+    assert len(decoded) == 2
+
+
+def test_a_refused_token_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    checker = verifier()
+    raw = token(ttl=-120)
+    decoded = counting_decodes(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            checker.verify(raw)
+    assert decoded == [raw, raw]
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = counting_decodes(monkeypatch)
+    checker = verifier(jwt_cache_size=2)
+    first, second, third = (token(name) for name in ("a", "b", "c"))
+    for raw in (first, second, third, third, second, first):
+        checker.verify(raw)
+    # The oldest went when the third came; coming back, it pushed the next oldest out.
+    assert decoded == [first, second, third, first]
+
+
+def test_a_cache_size_of_zero_verifies_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = counting_decodes(monkeypatch)
+    checker = verifier(jwt_cache_size=0)
+    raw = token()
+    checker.verify(raw)
+    checker.verify(raw)
+    assert decoded == [raw, raw]

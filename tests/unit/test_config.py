@@ -121,6 +121,13 @@ def test_sizes_below_one_raise_config_error_naming_the_variable(name: str) -> No
         load_settings({variable(name): "0"})
 
 
+@pytest.mark.parametrize("name", ["fan_out_interval_ms", "jwt_cache_size"])
+def test_negative_counts_raise_config_error_naming_the_variable(name: str) -> None:
+    with pytest.raises(ConfigError, match=variable(name)):
+        load_settings({variable(name): "-1"})
+    assert getattr(load_settings({variable(name): "0"}), name) == 0
+
+
 def test_a_bad_topic_regex_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="HERALD_TOPICS"):
         load_settings({"HERALD_TOPICS": "orders("})

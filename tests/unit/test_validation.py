@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from service.errors import Invalid
 from service.events import EventIn
-from service.validation import SCHEMAS_DIR, EventValidator
+from service.validation import SCHEMAS_DIR, EventValidator, _Shape
 
 MAX_BATCH = 3
 validator = EventValidator(max_batch=MAX_BATCH)
@@ -150,3 +155,74 @@ def test_a_non_object_in_a_batch_is_invalid_at_its_index() -> None:
 def test_every_violation_of_one_event_is_reported() -> None:
     error = invalid({"data": 1, "type": "", "key": 5, "extra": True})
     assert set(paths(error)) == {"", "/key", "/type"}
+
+
+# -- the shape: jsonschema's verdict without jsonschema -------------------------------------
+
+SCHEMA = json.loads((SCHEMAS_DIR / "event-in.schema.json").read_text())
+SCHEMA_VALIDATOR = Draft202012Validator(SCHEMA)
+SHAPE = _Shape.of(SCHEMA)
+
+texts = st.one_of(
+    st.text(max_size=70),
+    st.text(alphabet="aZ9._:-\n\t\x00\x7f é✓", max_size=70),
+    st.text(min_size=250, max_size=260),
+)
+values = st.one_of(st.none(), st.booleans(), st.integers(), texts, st.binary(max_size=4))
+events = st.one_of(
+    st.fixed_dictionaries(
+        {"data": values},
+        optional={"type": st.one_of(texts, values), "key": st.one_of(texts, values)},
+    ),
+    st.dictionaries(st.sampled_from(["data", "type", "key", "extra"]), values, max_size=4),
+    values,
+    st.lists(values, max_size=2),
+)
+
+
+def test_the_shipped_schema_has_a_shape() -> None:
+    assert SHAPE is not None
+
+
+@given(events)
+def test_the_shape_accepts_only_what_the_schema_accepts(item: Any) -> None:
+    assert SHAPE is not None
+    if SHAPE.accepts(item):
+        assert SCHEMA_VALIDATOR.is_valid(item)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"data": values},
+        optional={
+            "type": st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z"),
+            "key": st.text(
+                alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=256
+            ),
+        },
+    )
+)
+def test_the_shape_accepts_every_valid_event(item: dict[str, Any]) -> None:
+    assert SHAPE is not None and SCHEMA_VALIDATOR.is_valid(item) and SHAPE.accepts(item)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"minProperties": 1},
+        {"additionalProperties": True},
+        {"properties": {**SCHEMA["properties"], "data": {"type": "object"}}},
+        {"properties": {**SCHEMA["properties"], "data": {"minLength": 1}}},
+        {"properties": {**SCHEMA["properties"], "key": {"type": "string", "format": "uuid"}}},
+    ],
+)
+def test_a_schema_saying_more_than_a_shape_knows_has_none(change: dict[str, Any]) -> None:
+    assert _Shape.of({**SCHEMA, **change}) is None
+
+
+def test_without_a_shape_jsonschema_decides_alone(tmp_path: Path) -> None:
+    (tmp_path / "event-in.schema.json").write_text(json.dumps({**SCHEMA, "maxProperties": 1}))
+    strict = EventValidator(max_batch=MAX_BATCH, schemas_dir=tmp_path)
+    assert strict.batch({"data": 1}) == [EventIn(data=1)]
+    with pytest.raises(Invalid):
+        strict.batch({"data": 1, "key": "k"})
