@@ -25,6 +25,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "idle": (idle.run, idle.DESCRIPTION),
     "snapshot": (snapshot.run, snapshot.DESCRIPTION),
     "publish": (publish.run, publish.DESCRIPTION),
+    "publish-2w": (publish.run_2_workers, publish.WORKERS_DESCRIPTION),
     "catchup": (catchup.run, catchup.DESCRIPTION),
     "cdn-snapshot": (cdn.run, cdn.DESCRIPTION),
 }

@@ -22,10 +22,16 @@ MODES = (
 )
 
 
-async def run(bench: Bench, result: ScenarioResult) -> None:
+WORKERS_DESCRIPTION = (
+    "publish served by `herald serve --workers 2` (a parent and two workers sharing the "
+    "listening socket; each connection is served by one). Server CPU is theirs together."
+)
+
+
+async def run(bench: Bench, result: ScenarioResult, workers: int = 1) -> None:
     async with AsyncExitStack() as stack:
         topic = bench.topic(result.name)
-        server = await bench.herald(stack, result, [topic])
+        server = await bench.herald(stack, result, [topic], workers)
         await seed_topic(server, topic)
         generators = await bench.spawn(
             stack,
@@ -100,3 +106,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                     refused,
                     better="lower",
                 )
+
+
+async def run_2_workers(bench: Bench, result: ScenarioResult) -> None:
+    await run(bench, result, workers=2)
