@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import RateLimited, ServiceBusy
 
@@ -14,9 +14,29 @@ _MAX_BUCKETS = 100_000
 
 
 @dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
+class TokenBucket:
+    """One allowance: ``rate`` per second, bursts of ``burst`` (one connection holds one)."""
+
+    rate: float
+    burst: float
+    tokens: float = field(init=False)
+    updated: float = field(init=False, default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self, amount: float = 1.0) -> None:
+        """Spend ``amount``; raise RateLimited (with Retry-After) when the bucket is short."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if amount > self.tokens:
+            wait = (amount - self.tokens) / self.rate if self.rate > 0 else 60.0
+            raise RateLimited(
+                f"rate limit: {self.rate:g} per second, bursts of {self.burst:g}",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        self.tokens -= amount
 
 
 class RateLimiter:
@@ -25,24 +45,15 @@ class RateLimiter:
     def __init__(self, rate: float, burst: float) -> None:
         self._rate = rate
         self._burst = burst
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def take(self, name: str, amount: float = 1.0) -> None:
-        """Spend ``amount``; raise RateLimited (with Retry-After) when the bucket is short."""
-        now = time.monotonic()
-        bucket = self._buckets.pop(name, None) or _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
+        """Spend ``amount`` from ``name``'s bucket (see TokenBucket.take)."""
+        bucket = self._buckets.pop(name, None) or TokenBucket(self._rate, self._burst)
         self._buckets[name] = bucket
         while len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
-        if amount > bucket.tokens:
-            wait = (amount - bucket.tokens) / self._rate if self._rate > 0 else 60.0
-            raise RateLimited(
-                f"rate limit: {self._rate:g} per second, bursts of {self._burst:g}",
-                retry_after=max(1, math.ceil(wait)),
-            )
-        bucket.tokens -= amount
+        bucket.take(amount)
 
 
 class ConnectionLimits:

@@ -36,6 +36,10 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
     # above it because Hypercorn 0.18 does not close promptly once its cap is hit and the
     # client sends another frame (its buffer is not cleared after FrameTooLargeError).
     config.websocket_max_message_size = 2 * settings.max_body_bytes + 64 * 1024
+    # Unbounded, as Quart's own queue was (transports/asgi.py now reads Hypercorn's directly):
+    # once an app stops reading (a WebSocket closed for a flood), Hypercorn's put of the
+    # disconnect into a full bounded queue blocks for good and the socket is never closed.
+    config.max_app_queue_size = 0
     # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
     # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
     config.websocket_ping_interval = None

@@ -12,12 +12,16 @@ from ..errors import HeraldError
 from ..outbox import Outbox, Pulse, Subscription
 from ..state import Herald, Opened, herald
 from ..wire import Format, dump_json, run_sse_chunks, sse_frame
+from .asgi import serve_http
 from .catch_up import cancel, start_catch_up
 from .direct import Send, asgi_send, sse_socket
 from .identity import client_address, principal_of
 from .params import key_param
 
 blueprint = Blueprint("sse", __name__)
+# Requests are served by transports/asgi.py: an open stream keeps neither its request
+# object nor a handler task of Quart's.
+blueprint.record_once(serve_http)
 
 HEARTBEAT = b": ping\r\n\r\n"
 

@@ -18,7 +18,7 @@ from quart import Blueprint, Response, websocket
 from ..auth import Principal
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
 from ..idempotency import MAX_KEY_CHARS
-from ..limits import RateLimiter
+from ..limits import TokenBucket
 from ..outbox import Outbox, Pulse, Subscription
 from ..problems import problem_response
 from ..state import Herald, Opened, herald
@@ -32,12 +32,14 @@ from ..wire import (
     run_ws_frames,
     ws_frame,
 )
+from .asgi import Disconnected, serve_websockets
 from .catch_up import cancel, start_catch_up
 from .direct import Send, asgi_send, ws_socket, ws_stream_writer
 from .identity import client_address, origin_allowed, principal_of
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
+blueprint.record_once(serve_websockets)
 
 # Each subprotocol: its frames' format, and whether the client takes ``batch`` messages.
 SUBPROTOCOLS = {
@@ -46,6 +48,8 @@ SUBPROTOCOLS = {
     "herald.v1.batch.json": (Format.JSON, True),
     "herald.v1.batch.msgpack": (Format.MSGPACK, True),
 }
+WriteBytes = Callable[[bytes], Awaitable[None]]
+SendFrame = Callable[[bytes | str], Awaitable[None]]
 # Frames written to the socket at once, at most about this many bytes (the send deadline
 # applies to each such write).
 WRITE_BYTES = 64 * 1024
@@ -60,6 +64,10 @@ CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_IDLE = 4408
 CLOSE_RATE_LIMITED = 4429
 _MAX_REF_CHARS = MAX_KEY_CHARS
+# The same bytes for every connection of a format.
+_HEARTBEATS = {
+    fmt: encode_message({"op": "heartbeat"}, fmt) for fmt in (Format.JSON, Format.MSGPACK)
+}
 
 
 class ProtocolViolation(Exception):
@@ -106,6 +114,23 @@ def _negotiate(requested: list[str]) -> str | None:
 class Connection:
     """The state of one WebSocket: its outbox and its subscriptions by (topic, key)."""
 
+    # Thousands are held open at once, most of them idle: no per-instance dict.
+    __slots__ = (
+        "address",
+        "batch",
+        "catch_ups",
+        "ended",
+        "expired",
+        "fmt",
+        "h",
+        "message_rate",
+        "outbox",
+        "principal",
+        "pulse",
+        "subscriptions",
+        "writer",
+    )
+
     def __init__(
         self, h: Herald, fmt: Format, principal: Principal | None, batch: bool = False
     ) -> None:
@@ -114,18 +139,20 @@ class Connection:
         self.batch = batch
         self.principal = principal
         self.address = client_address(h, websocket)
-        # Quart queues inbound messages without bound: a flood is cut off here.
-        self.message_rate = RateLimiter(
+        # Inbound messages wait in the server's queue without bound: a flood is cut off here.
+        self.message_rate = TokenBucket(
             h.settings.ws_message_rate_per_s, h.settings.ws_message_burst
         )
         self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self.ended = False
+        self.expired = False
         self.pulse: Pulse | None = None
+        self.writer: asyncio.Task[Any] | None = None
 
     async def run(self) -> None:
-        """Write in this task until the connection ends; read (and expire) in tasks of its own."""
+        """Write in this task until the connection ends; read in a task of its own."""
         h = self.h
         h.outboxes.add(self.outbox)
         h.metrics.connections.labels("ws").inc()
@@ -136,19 +163,20 @@ class Connection:
             run_ws_batches if self.batch else run_ws_frames,
             h.metrics.direct_deliveries["ws"],
         )
-        tasks = [asyncio.create_task(self._read())]
+        reader = asyncio.create_task(self._read())
+        reader.add_done_callback(self._stop_writing)
+        expiry = None
         if self.principal is not None and self.principal.expires_at is not None:
-            tasks.append(asyncio.create_task(self._expire(self.principal.expires_at)))
-        for task in tasks:
-            task.add_done_callback(self._stop_writing)
-        writer = asyncio.current_task()
-        assert writer is not None
+            # A timer, not a task: the writer closes (as the only sender) when it fires.
+            left = self.principal.expires_at + h.settings.jwt_leeway_s - time.time()
+            expiry = asyncio.get_running_loop().call_later(max(0.0, left), self._expire)
+        self.writer = asyncio.current_task()
         pulse = self.pulse = Pulse(
             self.outbox,
-            encode_message({"op": "heartbeat"}, self.fmt),
+            _HEARTBEATS[self.fmt],
             h.settings.ws_heartbeat_s,
             h.settings.send_timeout_s,
-            lambda: self._stuck(writer),
+            self._stuck,
         )
         pulse.start()
         try:
@@ -156,12 +184,12 @@ class Connection:
         finally:
             self.outbox.direct = None
             pulse.stop()
-            for task in tasks:
-                task.remove_done_callback(self._stop_writing)
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if expiry is not None:
+                expiry.cancel()
+            reader.remove_done_callback(self._stop_writing)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
             for task in self.catch_ups.values():
                 await cancel(task)
             for subscription in self.subscriptions.values():
@@ -170,13 +198,23 @@ class Connection:
             h.metrics.connections.labels("ws").dec()
 
     def _stop_writing(self, _task: object) -> None:
-        # The reader (or the token's expiry) ended the connection: the writer returns.
+        # The reader ended the connection (or the client left): the writer returns.
         self.ended = True
+        self.outbox.wake()
+
+    def _expire(self) -> None:
+        # The token expired: the writer closes, and the client reconnects with a fresh one.
+        self.expired = True
         self.outbox.wake()
 
     # -- inbound ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        await self._subscribe_from_url()
+        while await self._read_one():
+            pass
+
+    async def _subscribe_from_url(self) -> None:
         args = websocket.args
         if args.get("topic"):
             try:
@@ -191,35 +229,46 @@ class Connection:
             except ProtocolViolation as exc:
                 # The URL is no frame: its problems are reported, the connection stays.
                 self._send({"op": "error", "code": "malformed", "message": exc.reason})
-        while True:
-            # A connection that follows nothing and says nothing is only holding a socket.
-            idle = None if self.subscriptions else self.h.settings.ws_idle_timeout_s
-            try:
+
+    async def _read_one(self) -> bool:
+        """Take the next message; False once the connection ends (closed, or the client left).
+
+        A call per message: nothing of the last one stays referenced while the reader waits.
+        """
+        try:
+            if self.subscriptions:
+                frame = await websocket.receive()
+            else:
+                # A connection that follows nothing and says nothing is only holding a socket.
+                idle = self.h.settings.ws_idle_timeout_s
                 frame = await asyncio.wait_for(websocket.receive(), idle)
-            except TimeoutError:
-                await self._close(CLOSE_IDLE, "idle: no subscription and no message")
-                return
-            if frame is None:
-                # Quart hands over an empty binary message as None (an empty text one as "").
-                frame = b""
-            if len(frame) > self.h.settings.max_body_bytes:
-                await self._close(CLOSE_TOO_BIG, "message too big")
-                return
-            try:
-                self.message_rate.take("messages")
-            except RateLimited:
-                await self._close(CLOSE_RATE_LIMITED, "too many messages")
-                return
-            try:
-                message = decode_message(frame, self.fmt)
-                await self._handle(message)
-            except Malformed as exc:
-                wrong_type = isinstance(frame, str) != (self.fmt is Format.JSON)
-                await self._close(CLOSE_WRONG_FRAME if wrong_type else CLOSE_MALFORMED, exc.detail)
-                return
-            except ProtocolViolation as exc:
-                await self._close(exc.code, exc.reason)
-                return
+        except TimeoutError:
+            await self._close(CLOSE_IDLE, "idle: no subscription and no message")
+            return False
+        except Disconnected:
+            return False
+        if frame is None:
+            # Quart hands over an empty binary message as None (an empty text one as "").
+            frame = b""
+        if len(frame) > self.h.settings.max_body_bytes:
+            await self._close(CLOSE_TOO_BIG, "message too big")
+            return False
+        try:
+            self.message_rate.take()
+        except RateLimited:
+            await self._close(CLOSE_RATE_LIMITED, "too many messages")
+            return False
+        try:
+            message = decode_message(frame, self.fmt)
+            await self._handle(message)
+        except Malformed as exc:
+            wrong_type = isinstance(frame, str) != (self.fmt is Format.JSON)
+            await self._close(CLOSE_WRONG_FRAME if wrong_type else CLOSE_MALFORMED, exc.detail)
+            return False
+        except ProtocolViolation as exc:
+            await self._close(exc.code, exc.reason)
+            return False
+        return True
 
     async def _handle(self, message: Any) -> None:
         if not isinstance(message, dict) or not isinstance(message.get("op"), str):
@@ -328,52 +377,34 @@ class Connection:
     def _error(self, exc: HeraldError, ref: Any, **context: Any) -> None:
         self._send({"op": "error", "code": exc.code, "message": exc.detail, "ref": ref, **context})
 
-    def _stuck(self, writer: asyncio.Task[None]) -> None:
+    def _stuck(self) -> None:
         log.info(
             "WebSocket client took over %ss to take a frame: closing",
             self.h.settings.send_timeout_s,
         )
         self.h.metrics.lagging.inc()
-        writer.cancel()
+        assert self.writer is not None
+        self.writer.cancel()
 
     async def _write(self) -> None:
-        """The only sender: everything waiting goes out per wake-up, in order.
-
-        Under Hypercorn the frames go onto the connection's stream as bytes: each event's
-        frame is built once and shared by every connection, and what waits is one write.
-        A batch client gets what waits as ``batch`` messages.
-        """
+        """The only sender: everything waiting goes out per wake-up, in order (see _flush)."""
         outbox = self.outbox
         deliveries = self.h.metrics.deliveries.labels("ws")
         send_asgi = asgi_send(websocket.scope)
         write = ws_stream_writer(send_asgi)
-        send = _sender(send_asgi, self.fmt)
-        batch, fmt = self.batch, self.fmt
-        monotonic = time.monotonic
-        assert self.pulse is not None
-        writing = self.pulse.writing
+        # Made only when needed: thousands of idle connections hold their writer's locals.
+        send = _sender(send_asgi, self.fmt) if write is None else None
         while True:
-            if not outbox.ready:
+            # (A flag set during the last write found no wait to wake.)
+            if not (outbox.ready or self.ended or self.expired):
                 await outbox.wait()
             if self.ended:
                 return
-            if write is not None:
-                if batch and outbox.pending > 1:
-                    frames = [ws_frame(m) for m in batches(outbox.drain(), fmt)]
-                else:
-                    frames = outbox.drain_ws_frames()
-                for data in _joined(frames):
-                    # The deadline (Pulse) is per write: a long backlog is fine while the
-                    # client reads.
-                    writing(monotonic())
-                    await write(data)
-            else:
-                messages = outbox.drain()
-                if batch and len(messages) > 1:
-                    messages = batches(messages, fmt)
-                for message in messages:
-                    writing(monotonic())
-                    await send(message)
+            if self.expired:
+                await self._close(CLOSE_TOKEN_EXPIRED, "token expired: reconnect with a new one")
+                return
+            # A call per wake-up: no frame stays referenced while the writer waits.
+            await self._flush(write, send)
             outbox.writing_since = 0.0
             if outbox.drained_events:
                 deliveries.inc(outbox.drained_events)
@@ -397,10 +428,35 @@ class Connection:
                 await self._close(CLOSE_GOING_AWAY, "server shutting down: reconnect and resume")
                 return
 
-    async def _expire(self, expires_at: float) -> None:
-        """Close when the token expires: the client reconnects with a fresh one."""
-        await asyncio.sleep(max(0.0, expires_at + self.h.settings.jwt_leeway_s - time.time()))
-        await self._close(CLOSE_TOKEN_EXPIRED, "token expired: reconnect with a new one")
+    async def _flush(self, write: WriteBytes | None, send: SendFrame | None) -> None:
+        """Write what waits in the outbox.
+
+        Under Hypercorn the frames go onto the connection's stream as bytes: each event's
+        frame is built once and shared by every connection, and what waits is one write.
+        A batch client gets what waits as ``batch`` messages.
+        """
+        outbox, batch, fmt = self.outbox, self.batch, self.fmt
+        monotonic = time.monotonic
+        assert self.pulse is not None
+        writing = self.pulse.writing
+        if write is not None:
+            if batch and outbox.pending > 1:
+                frames = [ws_frame(m) for m in batches(outbox.drain(), fmt)]
+            else:
+                frames = outbox.drain_ws_frames()
+            for data in _joined(frames):
+                # The deadline (Pulse) is per write: a long backlog is fine while the
+                # client reads.
+                writing(monotonic())
+                await write(data)
+        else:
+            messages = outbox.drain()
+            if batch and len(messages) > 1:
+                messages = batches(messages, fmt)
+            assert send is not None
+            for message in messages:
+                writing(monotonic())
+                await send(message)
 
     async def _close(self, code: int, reason: str) -> None:
         self.outbox.direct = None  # nothing may follow the close frame
@@ -415,7 +471,7 @@ def _joined(frames: list[bytes]) -> list[bytes]:
     return [b"".join(group) for group in groups(frames, WRITE_BYTES)]
 
 
-def _sender(asgi_send: Send | None, fmt: Format) -> Callable[[bytes | str], Awaitable[None]]:
+def _sender(asgi_send: Send | None, fmt: Format) -> SendFrame:
     """Write one frame: straight to the server's ASGI send when the scope has it."""
     if asgi_send is None:
         return websocket.send  # served without the blueprint's ASGI wrapper

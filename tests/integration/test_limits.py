@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from ..clients import sse, ws_recv, ws_send
 from ..processes import HeraldProcess, StartServer
@@ -52,6 +54,30 @@ async def test_a_message_flood_closes_the_websocket(limited: HeraldProcess) -> N
         for _ in range(30):
             await ws_send(ws, {"op": "ping"})
         assert await close_code(ws) == 4429
+
+
+async def test_a_flood_still_ends_the_connection_after_the_close(limited: HeraldProcess) -> None:
+    # The frames after the one that broke the limit are never read: they wait in Hypercorn's
+    # queue and must not hold up the connection's end (the socket closes after the close
+    # frame, whatever is queued).
+    client = WSConnection(ConnectionType.CLIENT)
+    reader, writer = await asyncio.open_connection("127.0.0.1", limited.port)
+    writer.write(client.send(Request(host="127.0.0.1", target="/v1/ws?topic=it-flood")))
+    codes: list[int] = []
+    accepted = False
+    try:
+        async with asyncio.timeout(15):
+            while not accepted:
+                client.receive_data(await reader.read(65536))
+                accepted = any(isinstance(event, AcceptConnection) for event in client.events())
+            # All at once, before the server has closed: nothing the client sends is refused.
+            writer.write(b"".join(client.send(TextMessage('{"op":"ping"}')) for _ in range(300)))
+            while data := await reader.read(65536):
+                client.receive_data(data)
+                codes += [e.code for e in client.events() if isinstance(e, CloseConnection)]
+    finally:
+        writer.close()
+    assert codes == [4429]
 
 
 async def test_an_idle_websocket_with_no_subscription_is_closed(limited: HeraldProcess) -> None:
