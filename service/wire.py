@@ -106,18 +106,19 @@ def _encode_event(
 ) -> bytes | str:
     if fmt is Format.MSGPACK:
         return dump_msgpack({"op": "event", **event.as_dict(scope, event_id)})
-    body = _event_json(event, event_id or event.id(scope))
+    event_id = event_id or event.id(scope)
+    body = _event_json(event, scope, event_id)
     if fmt is Format.SSE:
-        return sse_event_frame(event_id or event.id(scope), event.type, body)
+        return sse_event_frame(event_id, event.type, body)
     # The WS message is the event object with "op" first: splice rather than encode twice.
     return '{"op":"event",' + body[1:]
 
 
-def _event_json(event: Event, event_id: str) -> str:
+def _event_json(event: Event, scope: Scope, event_id: str) -> str:
     """``event.as_dict()`` as JSON (the same text), splicing in the stored data if it can."""
     data = event.data_json()
     if data is None:
-        return dump_json(event.as_dict(Scope.TOPIC, event_id))
+        return dump_json(event.as_dict(scope, event_id))
     key = "null" if event.key is None else _json_string(event.key)
     # An id is base64url and a time RFC 3339: neither needs escaping.
     return (
@@ -173,9 +174,9 @@ def event_ws_frame(event: Event, fmt: Format, scope: Scope) -> bytes:
     return frame
 
 
-def event_sse_chunk(event: Event, fmt: Format, scope: Scope) -> bytes:
+def event_sse_chunk(event: Event, scope: Scope) -> bytes:
     """``event``'s SSE frame as one HTTP/1.1 body chunk (size line and all); shared."""
-    slot = (_HTTP_CHUNK, fmt, scope)
+    slot = (_HTTP_CHUNK, Format.SSE, scope)
     chunk = event.encoded.get(slot)
     if chunk is None:
         frame = event_frame(event, Format.SSE, scope)
@@ -251,7 +252,7 @@ def run_ws_batches(run: EventRun, fmt: Format) -> bytes:
 
 def run_sse_chunks(run: EventRun, fmt: Format) -> bytes:
     """The events of ``run`` as SSE frames, each one HTTP/1.1 body chunk."""
-    return b"".join([event_sse_chunk(event, fmt, run.scope) for event in run.events])
+    return b"".join([event_sse_chunk(event, run.scope) for event in run.events])
 
 
 def sse_frame(
