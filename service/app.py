@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from prometheus_client import Counter
@@ -105,10 +106,22 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.after_serving
     async def stop_kafka() -> None:
         h.begin_shutdown()
-        await h.feed.stop()
-        await purger.stop()
-        await h.resumer.history.stop()
-        await h.publisher.stop()
+        steps = (
+            ("consumer", h.feed.stop),
+            ("purger", purger.stop),
+            ("history reader", h.resumer.history.stop),
+            ("producer", h.publisher.stop),
+        )
+        for name, stop in steps:
+            # A Kafka client that does not stop must not keep the process from exiting
+            # (a supervisor waits for it): each gets the grace time, then is left behind.
+            try:
+                async with asyncio.timeout(settings.shutdown_grace_s):
+                    await stop()
+            except TimeoutError:
+                log.warning(
+                    "shutdown: the %s did not stop within %ss", name, settings.shutdown_grace_s
+                )
         log.info("stopped")
 
     return app
