@@ -10,6 +10,9 @@ ASGI path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -30,6 +33,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGI_SEND = "herald.asgi_send"
 # A run's bytes for one kind of connection (shared by all connections of that kind).
 FrameOf = Callable[[EventRun, Format], bytes]
+# struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 def keep_asgi_send(app: Quart) -> None:
@@ -108,6 +113,20 @@ class SocketWrite:
         transport.write(data)
         self._tally.count += len(run.events)
         return True
+
+    def abort(self) -> None:
+        """Drop the connection now, with whatever it still buffers, and reset it.
+
+        For a client past the send deadline: the server's own close would first wait for
+        the buffered bytes to drain, which a client that stopped reading never lets happen;
+        and a plain close leaves the kernel holding the unsent bytes, trying to deliver
+        them. A zero linger time makes the close a reset that frees them at once.
+        """
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self._transport.abort()
 
 
 def ws_socket(send: Send | None, fmt: Format, frame: FrameOf, tally: Tally) -> SocketWrite | None:

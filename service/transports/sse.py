@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -14,10 +16,11 @@ from ..state import Herald, Opened, herald
 from ..wire import Format, dump_json, run_sse_chunks, sse_frame
 from .asgi import serve_http
 from .catch_up import cancel, start_catch_up
-from .direct import Send, asgi_send, sse_socket
+from .direct import Send, SocketWrite, asgi_send, sse_socket
 from .identity import client_address, principal_of
 from .params import key_param
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("sse", __name__)
 # Requests are served by transports/asgi.py: an open stream keeps neither its request
 # object nor a handler task of Quart's.
@@ -80,7 +83,23 @@ async def _events(
     h.metrics.connections.labels("sse").inc()
     deliveries = h.metrics.deliveries.labels("sse")
     catch_up = start_catch_up(opened, on_catch_up_error)
-    pulse = Pulse(outbox, HEARTBEAT, h.settings.sse_heartbeat_s)
+    handler = asyncio.current_task()
+    cut: list[bool] = []
+
+    def on_stuck() -> None:
+        # The client stopped reading (or reads too slowly to matter): its connection goes,
+        # and with it what the server buffers for it. It resumes with Last-Event-ID.
+        log.info("SSE client took over %ss to take a chunk: closing", h.settings.send_timeout_s)
+        h.metrics.lagging.inc()
+        cut.append(True)
+        if isinstance(outbox.direct, SocketWrite):
+            outbox.direct.abort()
+        elif handler is not None:
+            handler.cancel()
+
+    pulse = Pulse(
+        outbox, HEARTBEAT, h.settings.sse_heartbeat_s, h.settings.send_timeout_s, on_stuck
+    )
     pulse.start()
     monotonic = time.monotonic
     try:
@@ -95,10 +114,13 @@ async def _events(
                 # Everything pending goes out as one body chunk: one write, many events.
                 if outbox.drained_events:
                     deliveries.inc(outbox.drained_events)
-                # Until the chunk is written, later events queue behind it.
-                outbox.writing_since = monotonic()
+                # Until the chunk is written, later events queue behind it; it has
+                # HERALD_SEND_TIMEOUT_S to go.
+                pulse.writing(monotonic())
                 yield b"".join(frame for frame in frames if isinstance(frame, bytes))
                 outbox.writing_since = 0.0
+            if cut:
+                return
             if failed:
                 return  # EventSource reconnects by itself with Last-Event-ID
             if outbox.overflowed:

@@ -34,7 +34,7 @@ from ..wire import (
 )
 from .asgi import Disconnected, serve_websockets
 from .catch_up import cancel, start_catch_up
-from .direct import Send, asgi_send, ws_socket, ws_stream_writer
+from .direct import Send, SocketWrite, asgi_send, ws_socket, ws_stream_writer
 from .identity import client_address, origin_allowed, principal_of
 
 log = logging.getLogger(__name__)
@@ -383,6 +383,9 @@ class Connection:
             self.h.settings.send_timeout_s,
         )
         self.h.metrics.lagging.inc()
+        socket = self.outbox.direct
+        if isinstance(socket, SocketWrite):
+            socket.abort()  # a close would wait for the buffered bytes to drain first
         assert self.writer is not None
         self.writer.cancel()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -119,19 +121,79 @@ async def test_a_write_that_stalls_past_the_send_deadline_drops_the_subscriber(
     short_deadline: HeraldProcess, topic: str
 ) -> None:
     url = f"{short_deadline.ws_url}/v1/ws"
+    stalled_socket = tiny_socket(short_deadline)
     async with (
-        connect(url, sock=tiny_socket(short_deadline), max_queue=1, compression=None) as stalled,
+        connect(url, sock=stalled_socket, max_queue=1, compression=None) as stalled,
         connect(url, max_size=None) as reader,
         httpx.AsyncClient(base_url=short_deadline.base_url) as client,
     ):
         for ws in (stalled, reader):
             await subscribe(ws, topic)
-        # Publish until the server gave up on the stalled client: another process, so its
-        # /metrics is asked after each batch (the reader keeps up by reading each batch).
-        async with asyncio.timeout(60):
-            while "herald_subscribers_lagging_total 1.0" not in (await client.get("/metrics")).text:
-                body = [{"key": "k", "data": {"n": n, "pad": PAYLOAD}} for n in range(BATCH)]
-                await publish(short_deadline.base_url, topic, body)
-                assert await read_events(reader, BATCH) == list(range(BATCH))
+        await _publish_until_cut(short_deadline, client, topic, partial(read_events, reader, BATCH))
+        # The server dropped the connection itself, though the client still reads nothing (a
+        # close would wait for the client to take the bytes buffered for it first).
+        await _until_reset(stalled_socket)
         metrics = (await client.get("/metrics")).text
     assert 'herald_connections{transport="ws"} 1.0' in metrics  # only the reader is left
+
+
+async def test_an_sse_stream_that_stalls_past_the_send_deadline_is_dropped(
+    short_deadline: HeraldProcess, topic: str
+) -> None:
+    async with (
+        sse(short_deadline.base_url, f"/v1/topics/{topic}/stream?key=k") as stream,
+        httpx.AsyncClient(base_url=short_deadline.base_url) as client,
+    ):
+        # A bare socket: no transport reads it in the background once the test stops.
+        with tiny_socket(short_deadline) as stalled_socket:
+            loop = asyncio.get_running_loop()
+            request = f"GET /v1/topics/{topic}/stream?key=k HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            await loop.sock_sendall(stalled_socket, request.encode())
+            head = b""
+            while b"retry:" not in head:  # subscribed; from here it reads nothing
+                head += await loop.sock_recv(stalled_socket, 4096)
+            read_batch = partial(_read_sse, stream, BATCH)
+            await _publish_until_cut(short_deadline, client, topic, read_batch)
+            await _until_reset(stalled_socket)
+        metrics = (await client.get("/metrics")).text
+    assert 'herald_connections{transport="sse"} 1.0' in metrics  # only the reader is left
+
+
+async def _until_reset(sock: socket.socket) -> None:
+    """Wait until the server ended the connection, though the client reads nothing.
+
+    poll() reports a reset or a hang-up whatever is still unread; data alone (POLLIN, not
+    asked for) does not wake it.
+    """
+
+    def wait() -> int:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLRDHUP)  # POLLHUP and POLLERR always count
+        return len(poller.poll(30_000))
+
+    assert await asyncio.to_thread(wait), "the server still holds the connection after 30 s"
+
+
+async def _lagging_total(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("herald_subscribers_lagging_total"))
+    return float(line.split()[-1])
+
+
+async def _publish_until_cut(
+    server: HeraldProcess,
+    client: httpx.AsyncClient,
+    topic: str,
+    read_batch: Callable[[], Awaitable[list[int]]],
+) -> None:
+    """Publish until the server gave up on the stalled client.
+
+    The server is another process, so its /metrics is asked after each batch; the reader
+    keeps up by reading each batch before the next.
+    """
+    before = await _lagging_total(client)
+    async with asyncio.timeout(60):
+        while await _lagging_total(client) == before:
+            body = [{"key": "k", "data": {"n": n, "pad": PAYLOAD}} for n in range(BATCH)]
+            await publish(server.base_url, topic, body)
+            assert await read_batch() == list(range(BATCH))
