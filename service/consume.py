@@ -15,6 +15,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from . import tasks
 from .broadcaster import Broadcasters
@@ -54,6 +55,9 @@ class Feed:
         self.positioned = asyncio.Event()
         self.kafka_reachable = False
         self._task: asyncio.Task[None] | None = None
+        # The exposed partitions the last topic lookup found, until the loop takes them.
+        self._found: set[TopicPartition] | None = None
+        self._found_now = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="herald-consumer")
@@ -89,49 +93,72 @@ class Feed:
             await asyncio.sleep(_RECONNECT_S)
 
     async def _consume(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
-        loop = asyncio.get_running_loop()
-        next_refresh = 0.0
-        while True:
-            if loop.time() >= next_refresh:
-                await self._refresh(consumer, admin)
-                next_refresh = loop.time() + self._settings.topic_refresh_s
-            if not self._assigned:
-                # Nothing to read yet: wait for the next metadata refresh to find topics.
-                await asyncio.sleep(max(0.0, next_refresh - loop.time()))
-                continue
-            batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
-            for tp, records in batches.items():
-                broadcaster = self._broadcasters.get(tp.topic)
-                for start in range(0, len(records), _FAN_OUT_CHUNK):
-                    if start:
-                        # Let writers drain between chunks: a burst of records must not
-                        # overflow the queue of a client that keeps up.
-                        await asyncio.sleep(0)
-                    chunk = records[start : start + _FAN_OUT_CHUNK]
-                    taken = (broadcaster.take_record(record) for record in chunk)
-                    broadcaster.offer([event for event in taken if event is not None])
-                self._metrics.consumed.inc(len(records))
-                if self._on_records is not None:
-                    self._on_records(tp.topic)
-            self._metrics.flush()
-            self._check_positioned()
-
-    async def _refresh(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
-        """Find exposed topics and partitions; assign new ones without moving the others."""
+        # Topics are looked up in a task of their own: with thousands of topics in the
+        # cluster a lookup takes a while, and deliveries must not pause for it.
+        self._found = None
+        self._found_now = asyncio.Event()
+        watcher = asyncio.create_task(self._watch_topics(admin), name="herald-topic-watch")
         try:
-            described = await asyncio.wait_for(
-                admin.describe_topics(), self._settings.publish_timeout_s
-            )
-        except (KafkaError, TimeoutError) as exc:
-            self._set_reachable(False)
-            log.warning("consumer: metadata refresh failed: %r", exc)
-            return
-        self._set_reachable(True)
-        wanted: set[TopicPartition] = set()
-        for topic in described:
-            name = topic["topic"]
-            if topic["error_code"] == 0 and self._policy.exposed(name):
-                wanted.update(TopicPartition(name, p["partition"]) for p in topic["partitions"])
+            while True:
+                if watcher.done():
+                    watcher.result()  # a lookup that failed unexpectedly fails the loop too
+                if self._found is not None:
+                    wanted, self._found = self._found, None
+                    await self._assign(consumer, wanted)
+                if not self._assigned:
+                    # Nothing to read yet: wait for the next lookup to find topics.
+                    self._found_now.clear()
+                    await self._found_now.wait()
+                    continue
+                batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
+                for tp, records in batches.items():
+                    await self._deliver(tp, records)
+                self._metrics.flush()
+                self._check_positioned()
+        finally:
+            await tasks.stop(watcher)
+
+    async def _deliver(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        broadcaster = self._broadcasters.get(tp.topic)
+        for start in range(0, len(records), _FAN_OUT_CHUNK):
+            if start:
+                # Let writers drain between chunks: a burst of records must not overflow the
+                # queue of a client that keeps up.
+                await asyncio.sleep(0)
+            chunk = records[start : start + _FAN_OUT_CHUNK]
+            taken = (broadcaster.take_record(record) for record in chunk)
+            broadcaster.offer([event for event in taken if event is not None])
+        self._metrics.consumed.inc(len(records))
+        if self._on_records is not None:
+            self._on_records(tp.topic)
+
+    async def _watch_topics(self, admin: AIOKafkaAdminClient) -> None:
+        """Every ``topic_refresh_s``, the exposed partitions, for the loop to assign."""
+        while True:
+            try:
+                described = await asyncio.wait_for(
+                    admin.describe_topics(), self._settings.publish_timeout_s
+                )
+            except (KafkaError, TimeoutError) as exc:
+                self._set_reachable(False)
+                log.warning("consumer: metadata refresh failed: %r", exc)
+            else:
+                self._set_reachable(True)
+                wanted: set[TopicPartition] = set()
+                for topic in described:
+                    name = topic["topic"]
+                    if topic["error_code"] == 0 and self._policy.exposed(name):
+                        wanted.update(
+                            TopicPartition(name, p["partition"]) for p in topic["partitions"]
+                        )
+                self._found = wanted
+                self._found_now.set()
+            await asyncio.sleep(self._settings.topic_refresh_s)
+
+    async def _assign(self, consumer: AIOKafkaConsumer, wanted: set[TopicPartition]) -> None:
+        """Assign the partitions in ``wanted`` that are new, without moving the others."""
         new = wanted - self._assigned
         if not new:
             if self._initial_ends is None:
