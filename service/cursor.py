@@ -52,9 +52,7 @@ class Cursor:
             if encoded is None:
                 encoded = _pair_bytes(pair)
             parts.append(encoded)
-        body = b"".join(parts)
-        raw = body + _checksum(topic, body)
-        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+        return _text(topic, b"".join(parts))
 
     @classmethod
     def decode(cls, topic: str, text: str) -> Cursor:
@@ -81,6 +79,50 @@ class Cursor:
         return cls(tuple(pairs))
 
 
+class Reading:
+    """Where a reader of a topic stands as it moves one record at a time, and the cursor
+    (with its text) after each record: only the pair of the partition that moved is encoded
+    again, and the pairs are kept in partition order, so nothing is sorted per record.
+
+    A catch-up read gives every event its own topic cursor; built from scratch each time,
+    those cursors were a quarter of the cost of a replay.
+    """
+
+    __slots__ = ("_offsets", "_order", "_pairs", "_slot", "_stale", "_topic")
+
+    def __init__(self, topic: str, positions: Mapping[int, int]) -> None:
+        self._topic = topic
+        self._order = sorted(positions)
+        self._slot = {partition: index for index, partition in enumerate(self._order)}
+        self._offsets = [positions[partition] for partition in self._order]
+        # The version byte first, then each partition's pair, in partition order.
+        self._pairs = [_VERSION_BYTE, *(_varints(p, positions[p]) for p in self._order)]
+        self._stale: set[int] = set()
+
+    def move(self, partition: int, next_offset: int) -> None:
+        """Move past a record of ``partition``: the next one to read is ``next_offset``."""
+        index = self._slot[partition]
+        self._offsets[index] = next_offset
+        self._stale.add(index)
+
+    def cursor(self) -> Cursor:
+        return Cursor(tuple(zip(self._order, self._offsets, strict=True)))
+
+    def text(self) -> str:
+        """``self.cursor().encode(topic)``, encoding again only the pairs that moved."""
+        pairs, offsets, order = self._pairs, self._offsets, self._order
+        for index in self._stale:
+            pairs[index + 1] = _varints(order[index], offsets[index])
+        self._stale.clear()
+        return _text(self._topic, b"".join(pairs))
+
+
+def _text(topic: str, body: bytes) -> str:
+    """A cursor's wire form: its body and the checksum, base64url without padding."""
+    raw = body + _checksum(topic, body)
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+
 def _checksum(topic: str, body: bytes | bytearray) -> bytes:
     # Topic names cannot hold a NUL byte, so topic and body cannot run into each other.
     prefix = _HASHED_TOPICS.get(topic)
@@ -104,26 +146,39 @@ _CACHED = 4096
 
 
 def _pair_bytes(pair: tuple[int, int]) -> bytes:
-    out = bytearray()
-    _put_varint(out, pair[0])
-    _put_varint(out, pair[1])
     if len(_PAIRS) >= _CACHED:
         _PAIRS.clear()
-    encoded = _PAIRS[pair] = bytes(out)
+    encoded = _PAIRS[pair] = _varints(*pair)
     return encoded
 
 
-def _put_varint(out: bytearray, value: int) -> None:
-    if value < 0:
-        raise ValueError("cursor offsets and partitions are never negative")
-    while True:
-        byte = value & 0x7F
+def _varints(partition: int, offset: int) -> bytes:
+    return _varint(partition) + _varint(offset)
+
+
+def _varint(value: int) -> bytes:
+    # One per event read: the common lengths (offsets below 2**28) without a loop.
+    if value < 0x80:
+        if value < 0:
+            raise ValueError("cursor offsets and partitions are never negative")
+        return _SMALL_VARINTS[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+    if value < 0x10000000:
+        return bytes(
+            (value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14 & 0x7F | 0x80, value >> 21)
+        )
+    out = []
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = [bytes((value,)) for value in range(0x80)]
 
 
 def _get_varint(data: bytes, index: int) -> tuple[int, int]:

@@ -236,8 +236,11 @@ class KafkaRecord(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-def event_of(topic: str, record: KafkaRecord, topic_cursor: Cursor) -> Event:
-    """The Event of a consumed record whose topic-wide id is ``topic_cursor``."""
+def event_of(
+    topic: str, record: KafkaRecord, topic_cursor: Cursor, topic_id: str | None = None
+) -> Event:
+    """The Event of a consumed record whose topic-wide id is ``topic_cursor`` (whose text,
+    ``topic_id``, the caller may know already)."""
     return event_from_record(
         topic,
         record.partition,
@@ -247,6 +250,7 @@ def event_of(topic: str, record: KafkaRecord, topic_cursor: Cursor) -> Event:
         record.value,
         record.headers,
         topic_cursor,
+        topic_id,
     )
 
 
@@ -259,6 +263,7 @@ def event_from_record(
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
     topic_cursor: Cursor,
+    topic_id: str | None = None,
 ) -> Event:
     """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""
     event_type = DEFAULT_TYPE
@@ -286,4 +291,5 @@ def event_from_record(
         topic_cursor=topic_cursor,
         tag=tag,
         checked_json=checked_json and not is_msgpack,
+        _ids={} if topic_id is None else {Scope.TOPIC: topic_id},
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .broadcaster import Broadcaster
-from .cursor import Cursor
+from .cursor import Cursor, Reading
 from .errors import BadCursor
 from .events import Event, Scope, event_of
 from .history import History
@@ -147,15 +147,19 @@ class Resumer:
         """
         topic = broadcaster.topic
         is_repeat = broadcaster.idempotency.is_repeat
+        reading = Reading(topic, current)
         batches = self.history.records(topic, dict(current), target)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 events: list[Event] = []
                 for record in batch:
                     current[record.partition] = record.offset + 1
+                    reading.move(record.partition, record.offset + 1)
                     if key is not None and (record.key is None or record.key.decode() != key):
                         continue
-                    event = event_of(topic, record, Cursor.of(current))
+                    # A keyed subscriber's ids are partition cursors: no topic id to make.
+                    topic_id = reading.text() if key is None else None
+                    event = event_of(topic, record, reading.cursor(), topic_id)
                     # A second copy of an idempotent publish is never delivered (see idempotency).
                     if event.tag is None or not is_repeat(event.tag, event.partition, event.offset):
                         events.append(event)

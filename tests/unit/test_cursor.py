@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from service.cursor import MAX_CURSOR_CHARS, Cursor
+from service.cursor import MAX_CURSOR_CHARS, Cursor, Reading
 from service.errors import BadCursor, Malformed
 
 TOPIC = "orders"
@@ -200,3 +200,31 @@ def test_random_text_decodes_or_raises_only_bad_cursor(text: str) -> None:
     # Any exception other than BadCursor escapes and fails the test.
     with contextlib.suppress(BadCursor):
         Cursor.decode(TOPIC, text)
+
+
+@given(
+    topic=topics,
+    start=positions.filter(bool),
+    moves=st.lists(
+        st.tuples(
+            st.integers(min_value=0),
+            st.integers(min_value=0, max_value=2**63 - 1),
+            st.booleans(),
+        ),
+        max_size=40,
+    ),
+)
+def test_a_reading_names_the_same_cursors_as_cursors_made_afresh(
+    topic: str, start: dict[int, int], moves: list[tuple[int, int, bool]]
+) -> None:
+    reading = Reading(topic, start)
+    expected = dict(start)
+    partitions = sorted(start)
+    for pick, offset, asked in moves:
+        partition = partitions[pick % len(partitions)]
+        reading.move(partition, offset)
+        expected[partition] = offset
+        if asked:  # some moves are passed over without a cursor (another key's records)
+            assert reading.cursor() == Cursor.of(expected)
+            assert reading.text() == Cursor.of(expected).encode(topic)
+    assert reading.text() == Cursor.of(expected).encode(topic)
