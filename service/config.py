@@ -33,6 +33,8 @@ class Settings:
     # The shortest time between two fan-outs of one topic: events arriving sooner wait (at
     # most this long) and reach each subscriber together, in one write instead of several.
     fan_out_interval_ms: int = 40
+    # Net new objects between runs of Python's cycle collector (see server.py); 0: Python's.
+    gc_threshold: int = 100_000
     ring_size: int = 1000
     subscriber_queue_size: int = 1000
     catchup_readers: int = 8
@@ -163,6 +165,6 @@ def _check(settings: Settings) -> None:
     for name in positive:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")
-    for name in ("fan_out_interval_ms", "jwt_cache_size"):
+    for name in ("fan_out_interval_ms", "jwt_cache_size", "gc_threshold"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 0")

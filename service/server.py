@@ -7,6 +7,7 @@ from a parent, which forwards SIGTERM/SIGINT to them and waits for them to end.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -59,6 +60,7 @@ def serve_one(settings: Settings, listen_fd: int | None = None) -> None:
 async def run(settings: Settings, listen_fd: int | None = None) -> None:
     app = create_app(settings)
     h: Herald = app.extensions["herald"]
+    tune_garbage_collector(settings.gc_threshold)
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
@@ -79,6 +81,21 @@ async def run(settings: Settings, listen_fd: int | None = None) -> None:
         os.getpid(),
     )
     await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait)
+
+
+def tune_garbage_collector(threshold: int) -> None:
+    """Collect reference cycles less often than Python does by default (every 700 objects).
+
+    Reading and delivering events allocates many short-lived objects that reference
+    counting frees at once; the cycle collector, run every 700 net new objects, kept
+    walking the ones still in flight (a fetch's records, the events queued for a client)
+    and took about a third of a catch-up's CPU. Everything alive once the app is built
+    (modules, the app itself) lives as long as the process: frozen, no collection walks it.
+    ``threshold`` 0 keeps Python's own thresholds.
+    """
+    gc.freeze()
+    if threshold:
+        gc.set_threshold(threshold, 10, 10)
 
 
 def listening_socket(bind: str) -> socket.socket:

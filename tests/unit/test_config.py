@@ -121,7 +121,7 @@ def test_sizes_below_one_raise_config_error_naming_the_variable(name: str) -> No
         load_settings({variable(name): "0"})
 
 
-@pytest.mark.parametrize("name", ["fan_out_interval_ms", "jwt_cache_size"])
+@pytest.mark.parametrize("name", ["fan_out_interval_ms", "jwt_cache_size", "gc_threshold"])
 def test_negative_counts_raise_config_error_naming_the_variable(name: str) -> None:
     with pytest.raises(ConfigError, match=variable(name)):
         load_settings({variable(name): "-1"})
