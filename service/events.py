@@ -279,17 +279,21 @@ def event_from_record(
             tag = Tag.parse(header_value)
         elif name == CHECKED_HEADER:
             checked_json = header_value == CHECKED_JSON
+    # In field order, not by keyword: one Event per record read, and binding a dozen
+    # keywords costs a good part of making it.
     return Event(
-        topic=topic,
-        key=key.decode("utf-8", errors="replace") if key is not None else None,
-        type=event_type,
-        partition=partition,
-        offset=offset,
-        timestamp_ms=timestamp_ms,
-        raw_value=value if value is not None else b"null",
-        msgpack_value=is_msgpack,
-        topic_cursor=topic_cursor,
-        tag=tag,
-        checked_json=checked_json and not is_msgpack,
-        _ids={} if topic_id is None else {Scope.TOPIC: topic_id},
+        topic,
+        key.decode("utf-8", errors="replace") if key is not None else None,
+        event_type,
+        partition,
+        offset,
+        timestamp_ms,
+        value if value is not None else b"null",
+        is_msgpack,
+        topic_cursor,
+        tag,
+        checked_json and not is_msgpack,
+        None,
+        False,
+        {} if topic_id is None else {Scope.TOPIC: topic_id},
     )

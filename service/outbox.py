@@ -168,6 +168,25 @@ class Outbox:
         """Whether put_event_when_room would queue at once."""
         return self._pending_events < max(1, self.capacity // 2)
 
+    def put_catch_up(self, subscription: Subscription, events: list[Event]) -> int:
+        """Queue the first of ``events`` that fit in the catch-up half of the queue (see
+        put_event_when_room); how many did. A read puts a whole fetch at a time."""
+        if self.overflowed or self.closed:
+            return 0
+        room = max(1, self.capacity // 2) - self._pending_events
+        if room <= 0:
+            return 0
+        taken = events if len(events) <= room else events[:room]
+        if subscription.floor is None:
+            self._items.extend([(subscription, event, None) for event in taken])
+        else:
+            own_id = subscription.own_id
+            self._items.extend([(subscription, event, own_id(event)) for event in taken])
+        self._pending_events += len(taken)
+        if self._waiter is not None:
+            self.wake()
+        return len(taken)
+
     async def put_event_when_room(self, subscription: Subscription, event: Event) -> bool:
         """Queue ``event`` once the writer has made room (catch-up reads pace themselves).
 

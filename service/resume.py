@@ -99,13 +99,10 @@ class Resumer:
             outbox = subscription.outbox
             async with contextlib.aclosing(reading):
                 async for events in reading:
-                    for event in events:
-                        # Awaited only when the writer must make room first.
-                        if outbox.room_for_catch_up:
-                            put = outbox.put_event(subscription, event)
-                        else:
-                            put = await outbox.put_event_when_room(subscription, event)
-                        if not put:
+                    put = outbox.put_catch_up(subscription, events)
+                    # What did not fit waits, an event at a time, for the writer to make room.
+                    for event in events[put:] if put < len(events) else ():
+                        if not await outbox.put_event_when_room(subscription, event):
                             return  # the connection is closing or lagging: nothing to do
         broadcaster.subscribe(subscription.outbox, key, Cursor.of(current), subscription)
 

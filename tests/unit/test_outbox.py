@@ -100,6 +100,38 @@ def test_capacity_is_shared_by_every_subscription_of_the_outbox() -> None:
     assert outbox.overflowed
 
 
+def test_a_catch_up_fills_half_the_queue_and_says_how_much_it_took() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox)
+    events = [make_event(i) for i in range(8)]
+    assert outbox.put_catch_up(sub, events) == 5
+    assert outbox.put_catch_up(sub, events[5:]) == 0  # no room until the writer drains
+    assert data_of(outbox.drain()) == [{"n": i} for i in range(5)]
+    assert outbox.put_catch_up(sub, events[5:]) == 3
+    assert data_of(outbox.drain()) == [{"n": i} for i in range(5, 8)]
+    assert not outbox.overflowed
+
+
+def test_a_catch_up_into_a_closed_or_overflowed_queue_takes_nothing() -> None:
+    closed, overflowed = Outbox(Format.JSON, capacity=10), Outbox(Format.JSON, capacity=1)
+    closed.close()
+    overflowed.put_event(subscribe(overflowed), make_event(0))
+    overflowed.put_event(subscribe(overflowed), make_event(1))
+    assert overflowed.overflowed
+    for outbox in (closed, overflowed):
+        assert outbox.put_catch_up(subscribe(outbox), [make_event(2)]) == 0
+
+
+def test_a_catch_up_under_a_floor_queues_the_raised_ids() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = subscribe(outbox)
+    sub.floor = {0: 0, 9: 7}  # ahead of the events' own cursors on partition 9
+    assert outbox.put_catch_up(sub, [make_event(0)]) == 1
+    (frame,) = outbox.drain()
+    assert isinstance(frame, str)
+    assert json.loads(frame)["id"] == Cursor.of({0: 1, 9: 7}).encode(TOPIC)
+
+
 # -- ordering -------------------------------------------------------------------------------
 
 
