@@ -105,16 +105,17 @@ class Reading:
         self._offsets[index] = next_offset
         self._stale.add(index)
 
-    def cursor(self) -> Cursor:
-        return Cursor(tuple(zip(self._order, self._offsets, strict=True)))
-
-    def text(self) -> str:
-        """``self.cursor().encode(topic)``, encoding again only the pairs that moved."""
-        pairs, offsets, order = self._pairs, self._offsets, self._order
-        for index in self._stale:
-            pairs[index + 1] = _varints(order[index], offsets[index])
-        self._stale.clear()
-        return _text(self._topic, b"".join(pairs))
+    def after(self, partition: int, next_offset: int) -> tuple[Cursor, str]:
+        """``move``, then the cursor where the reader now stands, and its text."""
+        index = self._slot[partition]
+        offsets, pairs, order = self._offsets, self._pairs, self._order
+        offsets[index] = next_offset
+        pairs[index + 1] = _varints(partition, next_offset)
+        if self._stale:
+            for stale in self._stale:
+                pairs[stale + 1] = _varints(order[stale], offsets[stale])
+            self._stale.clear()
+        return Cursor(tuple(zip(order, offsets, strict=True))), _text(self._topic, b"".join(pairs))
 
 
 def _text(topic: str, body: bytes) -> str:

@@ -150,13 +150,18 @@ class Resumer:
             async for batch in batches:
                 events: list[Event] = []
                 for record in batch:
-                    current[record.partition] = record.offset + 1
-                    reading.move(record.partition, record.offset + 1)
-                    if key is not None and (record.key is None or record.key.decode() != key):
+                    partition, next_offset = record.partition, record.offset + 1
+                    current[partition] = next_offset
+                    if key is None:
+                        cursor, topic_id = reading.after(partition, next_offset)
+                        event = event_of(topic, record, cursor, topic_id)
+                    elif record.key is None or record.key.decode() != key:
+                        reading.move(partition, next_offset)
                         continue
-                    # A keyed subscriber's ids are partition cursors: no topic id to make.
-                    topic_id = reading.text() if key is None else None
-                    event = event_of(topic, record, reading.cursor(), topic_id)
+                    else:
+                        # A keyed subscriber's ids are partition cursors: no topic id to make.
+                        reading.move(partition, next_offset)
+                        event = event_of(topic, record, Cursor.of(current))
                     # A second copy of an idempotent publish is never delivered (see idempotency).
                     if event.tag is None or not is_repeat(event.tag, event.partition, event.offset):
                         events.append(event)
