@@ -34,7 +34,7 @@ class Settings:
     # most this long) and reach each subscriber together, in one write instead of several.
     fan_out_interval_ms: int = 40
     # Net new objects between runs of Python's cycle collector (see server.py); 0: Python's.
-    gc_threshold: int = 100_000
+    gc_threshold: int = 0
     ring_size: int = 1000
     subscriber_queue_size: int = 1000
     catchup_readers: int = 8
