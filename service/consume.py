@@ -95,8 +95,6 @@ class Feed:
     async def _consume(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
         # Topics are looked up in a task of their own: with thousands of topics in the
         # cluster a lookup takes a while, and deliveries must not pause for it.
-        self._found = None
-        self._found_now = asyncio.Event()
         watcher = asyncio.create_task(self._watch_topics(admin), name="herald-topic-watch")
         try:
             while True:

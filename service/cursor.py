@@ -88,7 +88,7 @@ class Reading:
     those cursors were a quarter of the cost of a replay.
     """
 
-    __slots__ = ("_offsets", "_order", "_pairs", "_slot", "_stale", "_topic")
+    __slots__ = ("_offsets", "_order", "_pairs", "_slot", "_topic")
 
     def __init__(self, topic: str, positions: Mapping[int, int]) -> None:
         self._topic = topic
@@ -97,24 +97,14 @@ class Reading:
         self._offsets = [positions[partition] for partition in self._order]
         # The version byte first, then each partition's pair, in partition order.
         self._pairs = [_VERSION_BYTE, *(_varints(p, positions[p]) for p in self._order)]
-        self._stale: set[int] = set()
-
-    def move(self, partition: int, next_offset: int) -> None:
-        """Move past a record of ``partition``: the next one to read is ``next_offset``."""
-        index = self._slot[partition]
-        self._offsets[index] = next_offset
-        self._stale.add(index)
 
     def after(self, partition: int, next_offset: int) -> tuple[Cursor, str]:
-        """``move``, then the cursor where the reader now stands, and its text."""
+        """Move past a record of ``partition`` (the next to read is ``next_offset``); the
+        cursor where the reader now stands, and its text."""
         index = self._slot[partition]
         offsets, pairs, order = self._offsets, self._pairs, self._order
         offsets[index] = next_offset
         pairs[index + 1] = _varints(partition, next_offset)
-        if self._stale:
-            for stale in self._stale:
-                pairs[stale + 1] = _varints(order[stale], offsets[stale])
-            self._stale.clear()
         return Cursor(tuple(zip(order, offsets, strict=True))), _text(self._topic, b"".join(pairs))
 
 

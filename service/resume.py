@@ -156,11 +156,9 @@ class Resumer:
                         cursor, topic_id = reading.after(partition, next_offset)
                         event = event_of(topic, record, cursor, topic_id)
                     elif record.key is None or record.key.decode() != key:
-                        reading.move(partition, next_offset)
                         continue
                     else:
                         # A keyed subscriber's ids are partition cursors: no topic id to make.
-                        reading.move(partition, next_offset)
                         event = event_of(topic, record, Cursor.of(current))
                     # A second copy of an idempotent publish is never delivered (see idempotency).
                     if event.tag is None or not is_repeat(event.tag, event.partition, event.offset):

@@ -206,26 +206,19 @@ def test_random_text_decodes_or_raises_only_bad_cursor(text: str) -> None:
     topic=topics,
     start=positions.filter(bool),
     moves=st.lists(
-        st.tuples(
-            st.integers(min_value=0),
-            st.integers(min_value=0, max_value=2**63 - 1),
-            st.booleans(),
-        ),
+        st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=2**63 - 1)),
         max_size=40,
     ),
 )
 def test_a_reading_names_the_same_cursors_as_cursors_made_afresh(
-    topic: str, start: dict[int, int], moves: list[tuple[int, int, bool]]
+    topic: str, start: dict[int, int], moves: list[tuple[int, int]]
 ) -> None:
     reading = Reading(topic, start)
     expected = dict(start)
     partitions = sorted(start)
-    for pick, offset, asked in moves:
+    for pick, offset in moves:
         partition = partitions[pick % len(partitions)]
         expected[partition] = offset
-        if asked:
-            cursor, text = reading.after(partition, offset)
-            assert cursor == Cursor.of(expected)
-            assert text == Cursor.of(expected).encode(topic)
-        else:  # passed over without a cursor (another key's record)
-            reading.move(partition, offset)
+        cursor, text = reading.after(partition, offset)
+        assert cursor == Cursor.of(expected)
+        assert text == Cursor.of(expected).encode(topic)
