@@ -80,32 +80,30 @@ class Cursor:
 
 
 class Reading:
-    """Where a reader of a topic stands as it moves one record at a time, and the cursor
-    (with its text) after each record: only the pair of the partition that moved is encoded
+    """Where a reader of a topic stands as it moves one record at a time, and the text of
+    the cursor after each record: only the pair of the partition that moved is encoded
     again, and the pairs are kept in partition order, so nothing is sorted per record.
 
-    A catch-up read gives every event its own topic cursor; built from scratch each time,
-    those cursors were a quarter of the cost of a replay.
+    A catch-up read gives every event its own topic cursor's text; built from scratch each
+    time, those cursors were a quarter of the cost of a replay. The Cursor objects are not
+    made at all (Event.topic_cursor decodes the text on the rare occasion one is needed).
     """
 
-    __slots__ = ("_offsets", "_order", "_pairs", "_slot", "_topic")
+    __slots__ = ("_pairs", "_slot", "_topic")
 
     def __init__(self, topic: str, positions: Mapping[int, int]) -> None:
         self._topic = topic
-        self._order = sorted(positions)
-        self._slot = {partition: index for index, partition in enumerate(self._order)}
-        self._offsets = [positions[partition] for partition in self._order]
+        order = sorted(positions)
+        self._slot = {partition: index for index, partition in enumerate(order)}
         # The version byte first, then each partition's pair, in partition order.
-        self._pairs = [_VERSION_BYTE, *(_varints(p, positions[p]) for p in self._order)]
+        self._pairs = [_VERSION_BYTE, *(_varints(p, positions[p]) for p in order)]
 
-    def after(self, partition: int, next_offset: int) -> tuple[Cursor, str]:
+    def after(self, partition: int, next_offset: int) -> str:
         """Move past a record of ``partition`` (the next to read is ``next_offset``); the
-        cursor where the reader now stands, and its text."""
-        index = self._slot[partition]
-        offsets, pairs, order = self._offsets, self._pairs, self._order
-        offsets[index] = next_offset
-        pairs[index + 1] = _varints(partition, next_offset)
-        return Cursor(tuple(zip(order, offsets, strict=True))), _text(self._topic, b"".join(pairs))
+        text of the cursor where the reader now stands."""
+        pairs = self._pairs
+        pairs[self._slot[partition] + 1] = _varints(partition, next_offset)
+        return _text(self._topic, b"".join(pairs))
 
 
 def _text(topic: str, body: bytes) -> str:

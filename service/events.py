@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
@@ -88,15 +88,20 @@ class Event:
     timestamp_ms: int
     raw_value: bytes
     msgpack_value: bool
-    topic_cursor: Cursor
+    # None when only its text is known (``_topic_id``): a replay needs the text of every
+    # event's cursor, the cursor itself seldom (see topic_cursor).
+    _topic_cursor: Cursor | None
     tag: Tag | None = None
     # Whether raw_value is JSON Herald wrote (see CHECKED_HEADER).
     checked_json: bool = False
     _data: Any = None
     _decoded: bool = False
-    _ids: dict[Scope, str] = field(default_factory=dict)
-    # Its frames, by what they are (see wire.py): (kind, format, scope).
-    encoded: dict[tuple[str, Any, Scope], bytes | str] = field(default_factory=dict)
+    # Its ids once made, and its frames by what they are (see wire.py: kind, format, scope).
+    # Plain slots and a dict made on first use: a replay makes an event per record read, and
+    # every container it holds is one more object for the cycle collector to walk.
+    _topic_id: str | None = None
+    _partition_id: str | None = None
+    encoded: dict[tuple[str, Any, Scope], bytes | str] | None = None
 
     @property
     def data(self) -> Any:
@@ -105,6 +110,15 @@ class Event:
             self._decoded = True
         return self._data
 
+    @property
+    def topic_cursor(self) -> Cursor:
+        """The position just after this event in every partition of its topic."""
+        cursor = self._topic_cursor
+        if cursor is None:
+            assert self._topic_id is not None  # one of them is always set (event_from_record)
+            cursor = self._topic_cursor = Cursor.decode(self.topic, self._topic_id)
+        return cursor
+
     def cursor(self, scope: Scope) -> Cursor:
         """The position just after this event, for a subscriber of ``scope``."""
         if scope is Scope.TOPIC:
@@ -112,10 +126,22 @@ class Event:
         return Cursor.after(self.partition, self.offset)
 
     def id(self, scope: Scope) -> str:
-        cached = self._ids.get(scope)
-        if cached is None:
-            cached = self._ids[scope] = self.cursor(scope).encode(self.topic)
-        return cached
+        if scope is Scope.TOPIC:
+            text = self._topic_id
+            if text is None:
+                text = self._topic_id = self.topic_cursor.encode(self.topic)
+        else:
+            text = self._partition_id
+            if text is None:
+                text = self._partition_id = self.cursor(scope).encode(self.topic)
+        return text
+
+    def frames(self) -> dict[tuple[str, Any, Scope], bytes | str]:
+        """Where its encodings are kept (see wire.py), made on first use."""
+        encoded = self.encoded
+        if encoded is None:
+            encoded = self.encoded = {}
+        return encoded
 
     @property
     def time(self) -> str:
@@ -237,10 +263,10 @@ class KafkaRecord(Protocol):
 
 
 def event_of(
-    topic: str, record: KafkaRecord, topic_cursor: Cursor, topic_id: str | None = None
+    topic: str, record: KafkaRecord, topic_cursor: Cursor | None, topic_id: str | None = None
 ) -> Event:
-    """The Event of a consumed record whose topic-wide id is ``topic_cursor`` (whose text,
-    ``topic_id``, the caller may know already)."""
+    """The Event of a consumed record whose topic-wide id is ``topic_cursor``, or its text
+    ``topic_id`` (one of them, or both)."""
     return event_from_record(
         topic,
         record.partition,
@@ -262,10 +288,13 @@ def event_from_record(
     key: bytes | None,
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
-    topic_cursor: Cursor,
+    topic_cursor: Cursor | None,
     topic_id: str | None = None,
 ) -> Event:
-    """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``."""
+    """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``, or its text
+    ``topic_id`` (one of them, or both)."""
+    if topic_cursor is None and topic_id is None:
+        raise ValueError("an event needs its topic cursor or the cursor's text")
     event_type = DEFAULT_TYPE
     is_msgpack = False
     checked_json = False
@@ -295,5 +324,5 @@ def event_from_record(
         checked_json and not is_msgpack,
         None,
         False,
-        {} if topic_id is None else {Scope.TOPIC: topic_id},
+        topic_id,
     )

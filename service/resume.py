@@ -153,8 +153,7 @@ class Resumer:
                     partition, next_offset = record.partition, record.offset + 1
                     current[partition] = next_offset
                     if key is None:
-                        cursor, topic_id = reading.after(partition, next_offset)
-                        event = event_of(topic, record, cursor, topic_id)
+                        event = event_of(topic, record, None, reading.after(partition, next_offset))
                     elif record.key is None or record.key.decode() != key:
                         continue
                     else:

@@ -95,9 +95,10 @@ _MESSAGE, _WS_FRAME, _HTTP_CHUNK = "message", "ws-frame", "http-chunk"
 def event_frame(event: Event, fmt: Format, scope: Scope) -> bytes | str:
     """The frame carrying ``event`` in ``fmt``; computed once and shared by all subscribers."""
     slot = (_MESSAGE, fmt, scope)
-    frame = event.encoded.get(slot)
+    encoded = event.frames()
+    frame = encoded.get(slot)
     if frame is None:
-        frame = event.encoded[slot] = _encode_event(event, fmt, scope)
+        frame = encoded[slot] = _encode_event(event, fmt, scope)
     return frame
 
 
@@ -167,9 +168,10 @@ def ws_frame(message: bytes | str) -> bytes:
 def event_ws_frame(event: Event, fmt: Format, scope: Scope) -> bytes:
     """The WebSocket frame (header and all) carrying ``event``; computed once and shared."""
     slot = (_WS_FRAME, fmt, scope)
-    frame = event.encoded.get(slot)
+    encoded = event.frames()
+    frame = encoded.get(slot)
     if frame is None:
-        frame = event.encoded[slot] = ws_frame(event_frame(event, fmt, scope))
+        frame = encoded[slot] = ws_frame(event_frame(event, fmt, scope))
     assert isinstance(frame, bytes)
     return frame
 
@@ -177,11 +179,12 @@ def event_ws_frame(event: Event, fmt: Format, scope: Scope) -> bytes:
 def event_sse_chunk(event: Event, scope: Scope) -> bytes:
     """``event``'s SSE frame as one HTTP/1.1 body chunk (size line and all); shared."""
     slot = (_HTTP_CHUNK, Format.SSE, scope)
-    chunk = event.encoded.get(slot)
+    encoded = event.frames()
+    chunk = encoded.get(slot)
     if chunk is None:
         frame = event_frame(event, Format.SSE, scope)
         assert isinstance(frame, bytes)
-        chunk = event.encoded[slot] = b"%x\r\n%s\r\n" % (len(frame), frame)
+        chunk = encoded[slot] = b"%x\r\n%s\r\n" % (len(frame), frame)
     assert isinstance(chunk, bytes)
     return chunk
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -220,6 +221,23 @@ def test_topic_scope_id_is_the_topic_cursor() -> None:
     topic_cursor = Cursor.of({0: 7, 1: 42, 2: 3})
     event = record_event(EventIn(data=1), partition=1, offset=41, topic_cursor=topic_cursor)
     assert Cursor.decode(TOPIC, event.id(Scope.TOPIC)) == topic_cursor
+
+
+def test_an_event_made_from_its_cursor_text_has_that_id_and_that_cursor() -> None:
+    topic_cursor = Cursor.of({0: 7, 1: 42, 2: 3})
+    key, value, headers = EventIn(data=1).to_record()
+    text = topic_cursor.encode(TOPIC)
+    event = event_from_record(TOPIC, 1, 41, TIMESTAMP_MS, key, value, headers, None, text)
+    assert event.id(Scope.TOPIC) == text
+    assert event.topic_cursor == topic_cursor
+    assert event.cursor(Scope.TOPIC) == topic_cursor
+    assert event.raised_to({0: 9}) == Cursor.of({0: 9, 1: 42, 2: 3})
+
+
+def test_an_event_needs_its_topic_cursor_or_its_text() -> None:
+    key, value, headers = EventIn(data=1).to_record()
+    with pytest.raises(ValueError, match="topic cursor"):
+        event_from_record(TOPIC, 1, 41, TIMESTAMP_MS, key, value, headers, None)
 
 
 def test_ids_are_computed_once_per_scope() -> None:
