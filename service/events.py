@@ -145,12 +145,7 @@ class Event:
 
     @property
     def time(self) -> str:
-        text = _TIMES.get(self.timestamp_ms)
-        if text is None:
-            if len(_TIMES) >= _TIMES_KEPT:
-                _TIMES.clear()
-            text = _TIMES[self.timestamp_ms] = _time_text(self.timestamp_ms)
-        return text
+        return _time_text(self.timestamp_ms)
 
     def data_json(self) -> str | None:
         """``data`` as the JSON text stored in Kafka, when Herald wrote it; else None.
@@ -211,17 +206,23 @@ class EventRun:
         return EventRun(kept, self.scope) if kept else None
 
 
-# Events read together mostly share a millisecond: their time text is made once.
-_TIMES: dict[int, str] = {}
-_TIMES_KEPT = 4096
+# Events read together mostly share a second: its text is made once (a replay of a busy
+# topic meets thousands of distinct milliseconds a second, too many to keep each).
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 4096
 
 
 def _time_text(timestamp_ms: int) -> str:
     # Integer arithmetic stays exact in any year; a producer may set any int64
     # timestamp (or -1 for none), so clamp to what RFC 3339 can say.
-    milliseconds = min(max(timestamp_ms, 0), _MAX_TIMESTAMP_MS)
-    moment = _EPOCH + timedelta(milliseconds=milliseconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, milliseconds = divmod(min(max(timestamp_ms, 0), _MAX_TIMESTAMP_MS), 1000)
+    text = _SECONDS.get(seconds)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        moment = _EPOCH + timedelta(seconds=seconds)
+        text = _SECONDS[seconds] = moment.isoformat(timespec="seconds").removesuffix("+00:00")
+    return f"{text}.{milliseconds:03d}Z"
 
 
 def decode_value(value: bytes, is_msgpack: bool) -> Any:

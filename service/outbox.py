@@ -100,7 +100,7 @@ class Outbox:
         self.drained_events = 0
         # The writer's wait, when it waits: one future per wake-up, no timer (see Pulse).
         self._waiter: asyncio.Future[None] | None = None
-        # A catch-up read waiting for room (see put_event_when_room); None while none waits.
+        # A catch-up read waiting for room (see room_for_catch_up); None while none waits.
         self._room: asyncio.Future[None] | None = None
         # For the connection's Pulse (time.monotonic): when the writer last took frames, and
         # when the write in progress began (0.0 when the writer is not inside a write).
@@ -163,14 +163,14 @@ class Outbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    @property
-    def room_for_catch_up(self) -> bool:
-        """Whether put_event_when_room would queue at once."""
-        return self._pending_events < max(1, self.capacity // 2)
-
     def put_catch_up(self, subscription: Subscription, events: list[Event]) -> int:
-        """Queue the first of ``events`` that fit in the catch-up half of the queue (see
-        put_event_when_room); how many did. A read puts a whole fetch at a time."""
+        """Queue the first of ``events`` that fit in the catch-up half of the queue; how many
+        did. A read puts a whole fetch at a time, and waits (``room_for_catch_up``) for the
+        writer to make room for the rest.
+
+        Only half the capacity is used this way, leaving the rest for live events of the
+        connection's other subscriptions.
+        """
         if self.overflowed or self.closed:
             return 0
         room = max(1, self.capacity // 2) - self._pending_events
@@ -187,18 +187,15 @@ class Outbox:
             self.wake()
         return len(taken)
 
-    async def put_event_when_room(self, subscription: Subscription, event: Event) -> bool:
-        """Queue ``event`` once the writer has made room (catch-up reads pace themselves).
-
-        Only half the capacity is used this way, leaving the rest for live events of the
-        connection's other subscriptions. False once the outbox is closed or overflowed.
-        """
-        while not self.room_for_catch_up:
+    async def room_for_catch_up(self) -> bool:
+        """Wait until put_catch_up would take an event; False once the outbox is closed or
+        overflowed (nothing more goes in)."""
+        while self._pending_events >= max(1, self.capacity // 2):
             if self.overflowed or self.closed:
                 return False
             room = self._room = asyncio.get_running_loop().create_future()
             await room
-        return self.put_event(subscription, event)
+        return not (self.overflowed or self.closed)
 
     def _make_room(self) -> None:
         room, self._room = self._room, None

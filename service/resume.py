@@ -100,10 +100,12 @@ class Resumer:
             async with contextlib.aclosing(reading):
                 async for events in reading:
                     put = outbox.put_catch_up(subscription, events)
-                    # What did not fit waits, an event at a time, for the writer to make room.
-                    for event in events[put:] if put < len(events) else ():
-                        if not await outbox.put_event_when_room(subscription, event):
+                    # What did not fit waits for the writer to make room.
+                    while put < len(events):
+                        if not await outbox.room_for_catch_up():
                             return  # the connection is closing or lagging: nothing to do
+                        events = events[put:]
+                        put = outbox.put_catch_up(subscription, events)
         broadcaster.subscribe(subscription.outbox, key, Cursor.of(current), subscription)
 
     async def page(

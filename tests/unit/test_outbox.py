@@ -112,6 +112,27 @@ def test_a_catch_up_fills_half_the_queue_and_says_how_much_it_took() -> None:
     assert not outbox.overflowed
 
 
+async def test_a_catch_up_waits_for_room_until_the_writer_drains() -> None:
+    outbox = Outbox(Format.JSON, capacity=4)
+    sub = subscribe(outbox)
+    assert outbox.put_catch_up(sub, [make_event(i) for i in range(3)]) == 2
+    waiting = asyncio.ensure_future(outbox.room_for_catch_up())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # the catch-up half is full
+    outbox.drain()
+    assert await waiting is True
+    assert outbox.put_catch_up(sub, [make_event(2)]) == 1
+
+
+async def test_a_catch_up_waiting_for_room_stops_when_the_outbox_closes() -> None:
+    outbox = Outbox(Format.JSON, capacity=2)
+    assert outbox.put_catch_up(subscribe(outbox), [make_event(0)]) == 1
+    waiting = asyncio.ensure_future(outbox.room_for_catch_up())
+    await asyncio.sleep(0)
+    outbox.close()
+    assert await waiting is False
+
+
 def test_a_catch_up_into_a_closed_or_overflowed_queue_takes_nothing() -> None:
     closed, overflowed = Outbox(Format.JSON, capacity=10), Outbox(Format.JSON, capacity=1)
     closed.close()
