@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from prometheus_client import Counter
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -21,7 +20,7 @@ from .history import History
 from .ingest import Ingest
 from .limits import ConnectionLimits, RateLimiter
 from .metrics import Metrics
-from .problems import http_problem_response, problem_response
+from .problems import problem_response
 from .publish import Publisher
 from .purge import Purger
 from .resume import Resumer
@@ -67,16 +66,13 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.extensions["herald"] = h
     direct.keep_asgi_send(app)
-    for module in (http_publish, http_snapshot, http_history, sse, websocket, health, demo):
+    http_publish.serve_publish(app, h)
+    for module in (http_snapshot, http_history, sse, websocket, health, demo):
         app.register_blueprint(module.blueprint)
 
     @app.before_request
     async def answer_preflight() -> Response | None:
         return preflight(origins) if request.method == "OPTIONS" else None
-
-    # What the origin answered, per route: behind a CDN, this is what the edge let through.
-    # Prometheus looks a labelled child up under a lock: keep each one (routes x statuses).
-    answered: dict[tuple[str | None, int], Counter] = {}
 
     # One hook rather than three: Quart awaits each hook of every request.
     @app.after_request
@@ -87,15 +83,11 @@ def create_app(settings: Settings | None = None) -> Quart:
         # costs Headers.get an exception.)
         if not response.headers.getlist("Cache-Control"):
             response.headers["Cache-Control"] = cache_policy.NEVER
-        key = (request.endpoint, response.status_code)
-        counter = answered.get(key)
-        if counter is None:
-            counter = answered[key] = metrics.requests.labels(key[0] or "unrouted", str(key[1]))
-        counter.inc()
+        metrics.answered(request.endpoint, response.status_code)
         return response
 
     app.register_error_handler(HeraldError, problem_response)
-    app.register_error_handler(HTTPException, http_problem_response)
+    app.register_error_handler(HTTPException, problem_response)
 
     @app.before_serving
     async def start_kafka() -> None:

@@ -58,21 +58,38 @@ def preflight(origins: Origins) -> Response:
 
 
 def decorate(response: Response, origins: Origins, settings: Settings) -> Response:
+    """Headers every answer gets (see browser_headers), on a response Quart made."""
+    for name, value in browser_headers(
+        origins, settings, request.headers.get("Origin"), request.scheme
+    ):
+        if name == "Vary":
+            response.vary.add(value)  # next to what the route varies by
+        else:
+            response.headers[name] = value
+    return response
+
+
+def browser_headers(
+    origins: Origins, settings: Settings, origin: str | None, scheme: str
+) -> list[tuple[str, str]]:
     """Headers every answer gets: CORS for listed origins, HSTS over HTTPS, nosniff."""
-    origin = origins.cors_origin(request.headers.get("Origin"))
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Access-Control-Expose-Headers"] = _EXPOSED
+    headers = []
+    allowed = origins.cors_origin(origin)
+    if allowed is not None:
+        headers += [
+            ("Access-Control-Allow-Origin", allowed),
+            ("Access-Control-Allow-Credentials", "true"),
+            ("Access-Control-Expose-Headers", _EXPOSED),
+        ]
     if origins.configured:
         # Only then do answers differ by Origin: a CDN need not split its cache otherwise.
-        response.vary.add("Origin")
-    if request.scheme == "https" and settings.hsts_max_age_s > 0:
+        headers.append(("Vary", "Origin"))
+    if scheme == "https" and settings.hsts_max_age_s > 0:
         value = f"max-age={settings.hsts_max_age_s}"
         if settings.hsts_include_subdomains:
             value += "; includeSubDomains"
-        response.headers["Strict-Transport-Security"] = value
-    response.headers["X-Content-Type-Options"] = "nosniff"
+        headers.append(("Strict-Transport-Security", value))
+    headers.append(("X-Content-Type-Options", "nosniff"))
     # access_token may sit in a URL: never let it travel on as a Referer.
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    headers.append(("Referrer-Policy", "no-referrer"))
+    return headers

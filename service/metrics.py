@@ -54,6 +54,9 @@ class Metrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
+        # Prometheus looks a labelled child up under a lock: each one is kept (routes x
+        # statuses).
+        self._answered: dict[tuple[str | None, int], Counter] = {}
         self.long_polls = Gauge(
             "herald_long_polls_waiting",
             "History requests held until an event arrives (wait=N)",
@@ -70,6 +73,17 @@ class Metrics:
             "1 when the last Kafka metadata refresh succeeded",
             registry=self.registry,
         )
+
+    def answered(self, endpoint: str | None, status: int) -> None:
+        """Count one HTTP answer: what the origin answered per route (behind a CDN, what the
+        edge let through)."""
+        key = (endpoint, status)
+        counter = self._answered.get(key)
+        if counter is None:
+            counter = self._answered[key] = self.requests.labels(
+                endpoint or "unrouted", str(status)
+            )
+        counter.inc()
 
     def flush(self) -> None:
         """Move the tallies into their counters (after each fan-out, and before an export)."""

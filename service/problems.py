@@ -20,15 +20,13 @@ _HTTP_CODES = {
 }
 
 
-def problem_response(error: HeraldError) -> Response:
-    response = Response(json.dumps(error.problem()), status=error.status, mimetype=PROBLEM_JSON)
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def http_problem_response(error: HTTPException) -> Response:
+def problem_of(error: HeraldError | HTTPException) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """The status, the problem document and the headers of the answer to ``error``."""
+    if isinstance(error, HeraldError):
+        headers = [("Cache-Control", "no-store")]
+        if error.retry_after is not None:
+            headers.insert(0, ("Retry-After", str(error.retry_after)))
+        return error.status, json.dumps(error.problem()).encode(), headers
     status = error.code or 500
     code = _HTTP_CODES.get(status, "http-error")
     body = {
@@ -37,6 +35,12 @@ def http_problem_response(error: HTTPException) -> Response:
         "status": status,
         "detail": error.description or error.name,
     }
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    response.headers["Cache-Control"] = "no-store"
+    return status, json.dumps(body).encode(), [("Cache-Control", "no-store")]
+
+
+def problem_response(error: HeraldError | HTTPException) -> Response:
+    status, body, headers = problem_of(error)
+    response = Response(body, status=status, mimetype=PROBLEM_JSON)
+    for name, value in headers:
+        response.headers[name] = value
     return response

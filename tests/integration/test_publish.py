@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import msgpack
@@ -14,6 +15,7 @@ from ..clients import publish
 from ..processes import HeraldProcess, StartServer
 
 PROBLEM = "application/problem+json"
+JSON = "application/json"
 
 
 async def post(server: HeraldProcess, topic: str, **kwargs: object) -> httpx.Response:
@@ -89,6 +91,45 @@ async def test_body_over_the_limit_is_413(server: HeraldProcess, topic: str) -> 
     response = await post(server, topic, json={"data": "x" * 70_000})
     assert response.status_code == 413
     assert response.json()["type"] == "urn:herald:problem:too-large"
+
+
+async def test_a_chunked_body_over_the_limit_is_413(server: HeraldProcess, topic: str) -> None:
+    # No Content-Length to refuse it by: the limit holds as the body comes in.
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 4096
+
+    response = await post(server, topic, content=body(), headers={"Content-Type": JSON})
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:herald:problem:too-large"
+
+
+async def test_an_answer_says_it_is_not_to_be_kept_and_not_sniffed(
+    server: HeraldProcess, topic: str
+) -> None:
+    for content in (b'{"data": 1}', b"{"):
+        response = await post(server, topic, content=content, headers={"Content-Type": JSON})
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert int(response.headers["content-length"]) == len(response.content)
+
+
+async def test_a_client_that_leaves_mid_body_is_let_go_quietly(
+    server: HeraldProcess, topic: str
+) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        f"POST /v1/topics/{topic}/events HTTP/1.1\r\nHost: x\r\n"
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":'.encode()
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    # Nothing of it was published (the next event is the topic's first), and nothing failed.
+    [event] = await publish(server.base_url, topic, {"data": 2})
+    assert event["offset"] == "0"
+    assert "Exception on request" not in server.log()
 
 
 async def test_a_body_that_trickles_in_is_cut_off_with_408(
