@@ -11,7 +11,6 @@ and request metrics (under the endpoint name Quart gave the route).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -81,6 +80,13 @@ async def _answer(
         log.exception("Exception on request POST %s", scope["path"])
         status, answer, headers = problem_of(InternalServerError())
         media_type = PROBLEM_JSON
+    # A client refused before its body was all in is likely still sending it. The server
+    # closes a connection whose request was not read to its end once the answer is out, and
+    # a close with unread bytes resets it, answer and all: the rest is read off first.
+    # (Up to twice the largest body a publish may have: enough for one a little too large.)
+    allowance = 2 * h.settings.max_body_bytes
+    if not await body.discard(allowance, h.settings.body_timeout_s, incoming.content_length):
+        return
     origin = incoming.headers.get("Origin")
     headers += browser_headers(h.origins, h.settings, origin, incoming.scheme)
     raw_headers = [
@@ -91,9 +97,6 @@ async def _answer(
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": answer, "more_body": False})
     h.metrics.answered(ENDPOINT, status)
-    # A client refused before its body was all in is likely still sending it: closing on
-    # unread bytes would reset the connection, and the answer with it.
-    await body.discard(h.settings.max_body_bytes, h.settings.body_timeout_s)
 
 
 async def _publish(
@@ -130,12 +133,13 @@ async def _publish(
 class _Body:
     """The request body, from the server's ``receive``."""
 
-    __slots__ = ("_open", "_receive")
+    __slots__ = ("_open", "_receive", "_taken")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         # Whether more may come: not once it ended, the client left or the time ran out.
         self._open = True
+        self._taken = 0  # bytes received so far
 
     async def read(self, limit: int, timeout_s: float) -> bytes:
         """All of it: at most ``limit`` bytes (else 413), within ``timeout_s`` (a body that
@@ -154,13 +158,22 @@ class _Body:
             raise RequestTimeout() from None
         return b"".join(chunks)
 
-    async def discard(self, limit: int, timeout_s: float) -> None:
-        """Take and drop what is left, up to ``limit`` bytes within ``timeout_s``."""
-        size = 0
-        with contextlib.suppress(TimeoutError, _ClientLeft):
+    async def discard(self, limit: int, timeout_s: float, declared: int | None) -> bool:
+        """Take and drop what is left, up to ``limit`` bytes within ``timeout_s``; False if
+        the client left meanwhile. A body declared longer than that is not asked for at all
+        (a client waiting for ``100 Continue`` would only start sending it)."""
+        if not self._open or (declared is not None and declared - self._taken > limit):
+            return True
+        start = self._taken
+        try:
             async with asyncio.timeout(timeout_s):
-                while size <= limit and (chunk := await self._next()) is not None:
-                    size += len(chunk)
+                while self._taken - start <= limit and await self._next() is not None:
+                    pass
+        except TimeoutError:
+            pass
+        except _ClientLeft:
+            return False
+        return True
 
     async def _next(self) -> bytes | None:
         """The next chunk; None once the body ended."""
@@ -173,6 +186,7 @@ class _Body:
         if not message.get("more_body", False):
             self._open = False
         chunk: bytes = message.get("body", b"")
+        self._taken += len(chunk)
         return chunk
 
 
