@@ -21,7 +21,8 @@ _MAX_RECORDS = 2000
 
 
 class History:
-    """Owns one consumer for offset look-ups; each catch-up read gets a consumer of its own."""
+    """Owns one consumer for offset look-ups; each catch-up read gets a consumer of its own
+    (one that a finished read gave back, or a new one)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -29,12 +30,20 @@ class History:
         self._starting = asyncio.Lock()
         # Catch-up reads are the heavy part of a reconnect storm: only so many at once.
         self._readers = asyncio.Semaphore(settings.catchup_readers)
+        # Consumers of reads that ran to their end, started and assigned nothing: the next
+        # read takes one rather than connecting anew (at most one per concurrent read).
+        self._idle: list[AIOKafkaConsumer] = []
+        self._stopped = False
 
     async def stop(self) -> None:
+        self._stopped = True
+        consumers, self._idle = self._idle, []
         if self._lookup is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await self._lookup.stop()
+            consumers.append(self._lookup)
             self._lookup = None
+        for consumer in consumers:
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
 
     def _consumer(self) -> AIOKafkaConsumer:
         # Catch-up reads whole partitions: bigger fetches than the live consumer's.
@@ -110,8 +119,12 @@ class History:
         if not wanted:
             return
         async with self._readers:
-            consumer = self._consumer()
-            await self._start(consumer)
+            if self._idle:
+                consumer = self._idle.pop()
+            else:
+                consumer = self._consumer()
+                await self._start(consumer)
+            finished = False
             try:
                 tps = {p: TopicPartition(topic, p) for p in wanted}
                 consumer.assign(list(tps.values()))
@@ -136,9 +149,16 @@ class History:
                             remaining.discard(p)
                     if out:
                         yield out
+                finished = True
             finally:
-                with contextlib.suppress(KafkaError, OSError):
-                    await consumer.stop()
+                if finished and not self._stopped:
+                    consumer.assign([])  # no prefetching for a read that is over
+                    self._idle.append(consumer)
+                else:
+                    # A read cut short (an error, the client left) may have left anything
+                    # half done in its consumer.
+                    with contextlib.suppress(KafkaError, OSError):
+                        await consumer.stop()
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from service.config import Settings
+from service.history import History
+
 from ..clients import publish
 from ..processes import HeraldProcess, StartServer
 
@@ -176,3 +179,33 @@ async def test_errors_are_never_stored(server: HeraldProcess) -> None:
     assert (unexposed.status_code, bad.status_code) == (404, 400)
     for response in (unexposed, bad, health):
         assert response.headers["cache-control"] == "no-store"
+
+
+# -- service/history.py: catch-up reads ------------------------------------------------------
+
+
+async def test_a_read_that_ran_to_its_end_leaves_its_consumer_to_the_next(
+    server: HeraldProcess, kafka_bootstrap: str, topic: str
+) -> None:
+    published = await publish(server.base_url, topic, [{"data": n} for n in range(30)])
+    stop: dict[int, int] = {}
+    for event in published:
+        stop[event["partition"]] = max(stop.get(event["partition"], 0), int(event["offset"]) + 1)
+    history = History(Settings(kafka_bootstrap=kafka_bootstrap))
+
+    async def read() -> int:
+        return sum([len(batch) async for batch in history.records(topic, {}, stop)])
+
+    try:
+        assert await read() == 30
+        [kept] = history._idle
+        assert await read() == 30  # with the same consumer, given back again
+        assert history._idle == [kept]
+        # A read cut short does not give its consumer back: it is stopped.
+        reading = history.records(topic, {}, stop)
+        assert await anext(reading)
+        await reading.aclose()
+        assert history._idle == []
+    finally:
+        await history.stop()
+    assert history._idle == []
