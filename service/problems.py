@@ -7,6 +7,7 @@ import json
 from quart import Response
 from werkzeug.exceptions import HTTPException
 
+from .cache_policy import NEVER
 from .errors import HeraldError
 
 PROBLEM_JSON = "application/problem+json"
@@ -23,7 +24,7 @@ _HTTP_CODES = {
 def problem_of(error: HeraldError | HTTPException) -> tuple[int, bytes, list[tuple[str, str]]]:
     """The status, the problem document and the headers of the answer to ``error``."""
     if isinstance(error, HeraldError):
-        headers = [("Cache-Control", "no-store")]
+        headers = [("Cache-Control", NEVER)]
         if error.retry_after is not None:
             headers.insert(0, ("Retry-After", str(error.retry_after)))
         return error.status, json.dumps(error.problem()).encode(), headers
@@ -35,7 +36,7 @@ def problem_of(error: HeraldError | HTTPException) -> tuple[int, bytes, list[tup
         "status": status,
         "detail": error.description or error.name,
     }
-    return status, json.dumps(body).encode(), [("Cache-Control", "no-store")]
+    return status, json.dumps(body).encode(), [("Cache-Control", NEVER)]
 
 
 def problem_response(error: HeraldError | HTTPException) -> Response:

@@ -89,10 +89,10 @@ def tune_garbage_collector(threshold: int) -> None:
     Everything alive once the app is built (modules, the app itself) is frozen: no
     collection walks it again. ``threshold`` (0: Python's 700) is how many net new objects
     start a collection of the youngest generation. During a catch-up the collector kept
-    walking the objects in flight (a fetch's records, the events queued for a client):
-    about a third of the CPU at 700, which 100 000 avoids. It is not the default: cyclic
-    garbage then lives longer, and a quick test with thousands of connections opened and
-    closed went markedly slower with it, which is not understood yet.
+    walking the objects in flight (a fetch's records, the events queued for a client). A
+    higher threshold is not the default: the objects of a closed connection refer to each
+    other (the server's and Herald's alike), so only the collector frees them, and with
+    collections rarer, memory grows under connection churn.
     """
     gc.freeze()
     if threshold:

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestTimeo
 from ..browser_security import browser_headers
 from ..cache_policy import NEVER
 from ..errors import BadParameter, HeraldError, KafkaUnavailable, TooLarge, UnsupportedMediaType
+from ..events import MSGPACK
 from ..idempotency import MAX_KEY_CHARS
 from ..problems import PROBLEM_JSON, problem_of
 from ..state import Herald
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 # Quart's ``string`` converter: one path segment (the server has decoded %XX already).
 _PATH = re.compile(r"/v1/topics/([^/]+)/events")
 ENDPOINT = "publish.publish"
-_JSON, _MSGPACK = "application/json", "application/msgpack"
+_JSON = "application/json"
 
 
 # An ASGI server's callables, as far as this route uses them.
@@ -105,17 +106,17 @@ async def _publish(
     """The body and headers of the 201 answer; raises what the client gets a problem for."""
     principal = principal_of(h, incoming)
     media_type = incoming.mimetype
-    if media_type not in (_JSON, _MSGPACK):
+    if media_type not in (_JSON, MSGPACK):
         raise UnsupportedMediaType("send application/json or application/msgpack")
     limit = h.settings.max_body_bytes
     length = incoming.content_length
     if length is not None and length > limit:
-        raise TooLarge(f"the body may hold at most {limit} bytes")
+        raise _too_large(limit)
     raw = await body.read(limit, h.settings.body_timeout_s)
     idempotency_key = incoming.headers.get("Idempotency-Key")
     if idempotency_key is not None and not _valid_key(idempotency_key):
         raise BadParameter(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable characters")
-    data = parse_msgpack(raw) if media_type == _MSGPACK else parse_json(raw)
+    data = parse_msgpack(raw) if media_type == MSGPACK else parse_json(raw)
     events = h.validator.batch(data)
     h.admit_publish(principal, client_address(h, incoming), topic, events)
     try:
@@ -145,13 +146,11 @@ class _Body:
         """All of it: at most ``limit`` bytes (else 413), within ``timeout_s`` (a body that
         trickles in is a 408)."""
         chunks: list[bytes] = []
-        size = 0
         try:
             async with asyncio.timeout(timeout_s):
                 while (chunk := await self._next()) is not None:
-                    size += len(chunk)
-                    if size > limit:
-                        raise TooLarge(f"the body may hold at most {limit} bytes")
+                    if self._taken > limit:
+                        raise _too_large(limit)
                     chunks.append(chunk)
         except TimeoutError:
             self._open = False
@@ -188,6 +187,10 @@ class _Body:
         chunk: bytes = message.get("body", b"")
         self._taken += len(chunk)
         return chunk
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the body may hold at most {limit} bytes")
 
 
 def _valid_key(key: str) -> bool:
