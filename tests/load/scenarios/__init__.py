@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..bench import Bench, ScenarioResult
-from . import catchup, cdn, fanout, idle, keyed, publish, snapshot
+from . import catchup, cdn, fanout, floor, idle, keyed, publish, snapshot
 
 Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
 
@@ -28,4 +28,5 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "publish-2w": (publish.run_2_workers, publish.WORKERS_DESCRIPTION),
     "catchup": (catchup.run, catchup.DESCRIPTION),
     "cdn-snapshot": (cdn.run, cdn.DESCRIPTION),
+    "floor": (floor.run, floor.DESCRIPTION),
 }

@@ -1,0 +1,123 @@
+"""floor: what this machine allows without Herald, next to which Herald's figures are read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from ..bench import Bench, ScenarioResult
+from .fanout import SUBSCRIBERS
+
+DESCRIPTION = (
+    "No Herald (tests/load/floors.py). loopback: one process writes each event (250 bytes) "
+    f"to {SUBSCRIBERS} loopback TCP sockets in a plain loop, 20 events/s, 2 reader processes "
+    "with epoll: latency from just before the first write to each receipt, the kernel's "
+    "share of fanout-ws at 20 events/s. kafka: an aiokafka producer (acks=all) and consumer "
+    "with Herald's client settings, 20 events/s: latency from send to consumption. "
+    "hypercorn-idle: Hypercorn with Herald's configuration serving an ASGI app that only "
+    "holds 5 000 WebSockets and then 5 000 SSE streams: resident memory per connection "
+    "before any Quart or Herald object."
+)
+RATE = 20
+
+
+async def run(bench: Bench, result: ScenarioResult) -> None:
+    duration = bench.pick(10.0, 5.0)
+    idle_each = bench.pick(5000, 2000)
+    for iteration in bench.iterations():
+        if iteration.profiled:
+            continue  # nothing of Herald's to profile
+        loopback = await floor(
+            bench,
+            "loopback",
+            ["--sockets", str(SUBSCRIBERS), "--rate", str(RATE), "--duration", str(duration)],
+        )
+        kafka = await floor(
+            bench,
+            "kafka",
+            ["--bootstrap", bench.bootstrap, "--rate", str(RATE), "--duration", str(duration)],
+        )
+        idle = await floor(bench, "hypercorn-idle", ["--connections", str(idle_each)])
+        bench.say(
+            f"{iteration.label}: loopback p99 {loopback['latency_ms']['p99_ms']:.1f} ms, "
+            f"kafka p99 {kafka['latency_ms']['p99_ms']:.1f} ms, "
+            f"hypercorn {idle['bytes_per_connection'] / 1024:.1f} KiB per idle connection"
+        )
+        figures = [
+            *(
+                (
+                    f"loopback_{p}",
+                    f"loopback fan-out latency {p} ({SUBSCRIBERS} sockets, {RATE} ev/s)",
+                    "ms",
+                    loopback["latency_ms"][f"{p}_ms"],
+                )
+                for p in ("p50", "p99")
+            ),
+            (
+                "loopback_span",
+                f"time to write one event to {SUBSCRIBERS} sockets, p50",
+                "ms",
+                loopback["span_ms"]["p50_ms"],
+            ),
+            (
+                "loopback_write",
+                "writer CPU per loopback write",
+                "µs",
+                loopback["writer_cpu_us_per_write"],
+            ),
+            *(
+                (
+                    f"kafka_{p}",
+                    f"Kafka send-to-consume latency {p} ({RATE} ev/s, acks=all)",
+                    "ms",
+                    kafka["latency_ms"][f"{p}_ms"],
+                )
+                for p in ("p50", "p99")
+            ),
+            *(
+                (
+                    f"hypercorn_{kind}",
+                    f"Hypercorn alone: RSS per {label}",
+                    "KiB",
+                    idle[f"bytes_per_{kind}"] / 1024,
+                )
+                for kind, label in (
+                    ("connection", "idle connection (all)"),
+                    ("ws", "idle WebSocket"),
+                    ("sse", "idle SSE stream"),
+                )
+            ),
+        ]
+        for key, name, unit, value in figures:
+            # Context for Herald's figures, not a score of its own.
+            result.add(key, name, unit, value, better="")
+        result.runs.append(
+            {"iteration": iteration.label, "loopback": loopback, "kafka": kafka, "idle": idle}
+        )
+
+
+async def floor(bench: Bench, kind: str, args: list[str]) -> dict[str, Any]:
+    """Run ``python -m tests.load.floors kind args``; its JSON line."""
+    log = bench.logs / f"floor-{kind}.log"
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.load.floors",
+            kind,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), 300)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"floors {kind} exited with {process.returncode}: see {log}")
+    answer: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return answer
