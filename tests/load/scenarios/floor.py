@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from contextlib import AsyncExitStack
 from typing import Any
 
-from ..bench import Bench, ScenarioResult
-from .fanout import SUBSCRIBERS
+from ..bench import Bench, ScenarioResult, split
+from ..histogram import Histogram
+from .fanout import PAD_BYTES, PROCESSES, SUBSCRIBERS
 
 DESCRIPTION = (
     "No Herald (tests/load/floors.py). loopback: one process writes each event (250 bytes) "
     f"to {SUBSCRIBERS} loopback TCP sockets in a plain loop, 20 events/s, 2 reader processes "
     "with epoll: latency from just before the first write to each receipt, the kernel's "
-    "share of fanout-ws at 20 events/s. kafka: an aiokafka producer (acks=all) and consumer "
-    "with Herald's client settings, 20 events/s: latency from send to consumption. "
+    "share of fanout-ws at 20 events/s. websocket: fanout-ws's subscribers (gen_ws) on "
+    "the least WebSocket server (tests/load/floor_ws.py: the upgrade, `subscribed`, then "
+    "each event encoded once and written to every subscriber), 20 events/s: the latency "
+    "those clients see from a server that does nothing else. kafka: an aiokafka producer "
+    "(acks=all) and consumer with Herald's client settings, 20 events/s: latency from send "
+    "to consumption. "
     "hypercorn-idle: Hypercorn with Herald's configuration serving an ASGI app that only "
     "holds 5 000 WebSockets and then 5 000 SSE streams: resident memory per connection "
     "before any Quart or Herald object."
@@ -34,6 +40,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             "loopback",
             ["--sockets", str(SUBSCRIBERS), "--rate", str(RATE), "--duration", str(duration)],
         )
+        websocket = await websocket_floor(bench, duration)
         kafka = await floor(
             bench,
             "kafka",
@@ -42,6 +49,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
         idle = await floor(bench, "hypercorn-idle", ["--connections", str(idle_each)])
         bench.say(
             f"{iteration.label}: loopback p99 {loopback['latency_ms']['p99_ms']:.1f} ms, "
+            f"least WebSocket server p99 {websocket.percentile(99) * 1e3:.1f} ms, "
             f"kafka p99 {kafka['latency_ms']['p99_ms']:.1f} ms, "
             f"hypercorn {idle['bytes_per_connection'] / 1024:.1f} KiB per idle connection"
         )
@@ -52,6 +60,15 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                     f"loopback fan-out latency {p} ({SUBSCRIBERS} sockets, {RATE} ev/s)",
                     "ms",
                     loopback["latency_ms"][f"{p}_ms"],
+                )
+                for p in ("p50", "p99")
+            ),
+            *(
+                (
+                    f"websocket_{p}",
+                    f"least WebSocket server to gen_ws, latency {p} ({RATE} ev/s)",
+                    "ms",
+                    websocket.percentile(int(p[1:])) * 1e3,
                 )
                 for p in ("p50", "p99")
             ),
@@ -94,7 +111,13 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             # Context for Herald's figures, not a score of its own.
             result.add(key, name, unit, value, better="")
         result.runs.append(
-            {"iteration": iteration.label, "loopback": loopback, "kafka": kafka, "idle": idle}
+            {
+                "iteration": iteration.label,
+                "loopback": loopback,
+                "websocket_latency_ms": websocket.summary_ms(),
+                "kafka": kafka,
+                "idle": idle,
+            }
         )
 
 
@@ -121,3 +144,34 @@ async def floor(bench: Bench, kind: str, args: list[str]) -> dict[str, Any]:
         raise RuntimeError(f"floors {kind} exited with {process.returncode}: see {log}")
     answer: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return answer
+
+
+async def websocket_floor(bench: Bench, duration: float) -> Histogram:
+    """fanout-ws's subscribers on tests/load/floor_ws.py: their latency histogram."""
+    async with AsyncExitStack() as stack:
+        server = (await bench.spawn(stack, "floor-ws-server", "floor_ws", [[]])).processes[0]
+        per_process = split(SUBSCRIBERS, PROCESSES)
+        subscribers = await bench.spawn(
+            stack,
+            "floor-ws-subscribers",
+            "gen_ws",
+            [
+                ["--port", str(server.ready["port"]), "--topic", "floor", "--connections", str(n)]
+                for n in per_process
+            ],
+        )
+        answers: list[dict[str, Any]] = []
+        # A first second to warm up, as the fan-out scenarios have; then the measured window.
+        for seconds in (1.0, duration):
+            await subscribers.call({"cmd": "measure"}, "measuring", 120)
+            steady = {"cmd": "steady", "rate": RATE, "duration": seconds, "pad": PAD_BYTES}
+            published = await server.call(steady, "published", seconds + 60)
+            answers = await subscribers.call(
+                [
+                    {"cmd": "drain", "expect": int(published["accepted"]) * n, "within": 60}
+                    for n in per_process
+                ],
+                "drained",
+                90,
+            )
+    return Histogram.merged(Histogram.from_json(a["latency"]) for a in answers)
