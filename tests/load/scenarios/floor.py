@@ -40,7 +40,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             "loopback",
             ["--sockets", str(SUBSCRIBERS), "--rate", str(RATE), "--duration", str(duration)],
         )
-        websocket = await websocket_floor(bench, duration)
+        websocket, websocket_per_cpu_s = await websocket_floor(bench, duration)
         kafka = await floor(
             bench,
             "kafka",
@@ -71,6 +71,12 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                     websocket.percentile(int(p[1:])) * 1e3,
                 )
                 for p in ("p50", "p99")
+            ),
+            (
+                "websocket_per_cpu_s",
+                f"least WebSocket server: deliveries per CPU-s ({RATE} ev/s)",
+                "/CPU-s",
+                websocket_per_cpu_s,
             ),
             (
                 "loopback_span",
@@ -146,8 +152,9 @@ async def floor(bench: Bench, kind: str, args: list[str]) -> dict[str, Any]:
     return answer
 
 
-async def websocket_floor(bench: Bench, duration: float) -> Histogram:
-    """fanout-ws's subscribers on tests/load/floor_ws.py: their latency histogram."""
+async def websocket_floor(bench: Bench, duration: float) -> tuple[Histogram, float]:
+    """fanout-ws's subscribers on tests/load/floor_ws.py: their latency histogram, and the
+    server's deliveries per CPU-second."""
     async with AsyncExitStack() as stack:
         server = (await bench.spawn(stack, "floor-ws-server", "floor_ws", [[]])).processes[0]
         per_process = split(SUBSCRIBERS, PROCESSES)
@@ -174,4 +181,6 @@ async def websocket_floor(bench: Bench, duration: float) -> Histogram:
                 "drained",
                 90,
             )
-    return Histogram.merged(Histogram.from_json(a["latency"]) for a in answers)
+    delivered = sum(int(a["events"]) for a in answers)
+    latency = Histogram.merged(Histogram.from_json(a["latency"]) for a in answers)
+    return latency, delivered / float(published["cpu_s"])
