@@ -20,7 +20,6 @@ import asyncio
 import base64
 import multiprocessing
 import os
-import resource
 import select
 import socket
 import struct
@@ -31,8 +30,12 @@ from contextlib import ExitStack, contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .control import emit, raise_fd_limit
+from tests.processes import free_port
+
+from .bench import split
+from .control import emit, process_cpu_s, raise_fd_limit
 from .histogram import Histogram
+from .meter import PAGE_BYTES, rss_pages
 
 EVENT_BYTES = 250
 _STAMP = struct.Struct("d")
@@ -54,11 +57,6 @@ def parse_args() -> argparse.Namespace:
     idle.add_argument("--connections", type=int, default=5000, help="of each kind")
     idle.add_argument("--clients", type=int, default=2, help="client processes")
     return parser.parse_args()
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # -- loopback ----------------------------------------------------------------------------------
@@ -97,10 +95,7 @@ def loopback(args: argparse.Namespace) -> dict[str, Any]:
     events = max(1, int(args.rate * args.duration))
     listener = socket.create_server(("127.0.0.1", 0), backlog=args.sockets)
     port = listener.getsockname()[1]
-    shares = [
-        args.sockets // args.readers + (i < args.sockets % args.readers)
-        for i in range(args.readers)
-    ]
+    shares = split(args.sockets, args.readers)
     with readers(read_events, [(port, n, events) for n in shares]) as pipes:
         conns = []
         for _ in range(args.sockets):
@@ -111,7 +106,7 @@ def loopback(args: argparse.Namespace) -> dict[str, Any]:
             assert pipe.recv() == "connected"
         padding = bytes(EVENT_BYTES - _STAMP.size)
         spans = Histogram()
-        start_cpu, start = cpu_s(), time.monotonic()
+        start_cpu, start = process_cpu_s(), time.monotonic()
         for index in range(events):
             # A steady rate, as the publisher of the fan-out scenarios keeps.
             time.sleep(max(0.0, start + index / args.rate - time.monotonic()))
@@ -120,7 +115,7 @@ def loopback(args: argparse.Namespace) -> dict[str, Any]:
             for conn in conns:
                 conn.sendall(event)
             spans.record(time.monotonic() - began)
-        writer_cpu_s = cpu_s() - start_cpu
+        writer_cpu_s = process_cpu_s() - start_cpu
         latency = Histogram.merged(Histogram.from_json(pipe.recv()) for pipe in pipes)
     for conn in conns:
         conn.close()
@@ -286,18 +281,14 @@ async def hypercorn_idle(args: argparse.Namespace) -> dict[str, Any]:
     from service.server import hypercorn_config
 
     raise_fd_limit()
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
+    port = free_port()
     config = hypercorn_config(load_settings({"HERALD_BIND": f"127.0.0.1:{port}"}))
     config.backlog = 4096
     stop = asyncio.Event()
     serving = asyncio.create_task(serve(idle_app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
     await wait_listening(port)
     per_kind: dict[str, float] = {}
-    shares = [
-        args.connections // args.clients + (i < args.connections % args.clients)
-        for i in range(args.clients)
-    ]
+    shares = split(args.connections, args.clients)
     with ExitStack() as holding:
         everyone = []
         for kind in ("ws", "sse"):
@@ -334,8 +325,8 @@ async def wait_listening(port: int) -> None:
 
 
 def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    """This process's resident memory, without its client processes'."""
+    return rss_pages(os.getpid()) * PAGE_BYTES
 
 
 def main() -> None:

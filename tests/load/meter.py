@@ -61,7 +61,7 @@ class ProcessMeter:
         return sum(self.cpu_times())
 
     def rss_bytes(self) -> int:
-        return sum(self._each(_rss_pages).values()) * PAGE_BYTES
+        return sum(self._each(rss_pages).values()) * PAGE_BYTES
 
     def open_files_by_process(self) -> dict[int, int]:
         """Open descriptors (connections among them) per process: the parent, then each child."""
@@ -84,7 +84,8 @@ def _cpu_ticks(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
-def _rss_pages(pid: int) -> int:
+def rss_pages(pid: int) -> int:
+    """Resident pages of ``pid`` alone (not its children)."""
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1])
 
 

@@ -54,23 +54,15 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             f"hypercorn {idle['bytes_per_connection'] / 1024:.1f} KiB per idle connection"
         )
         figures = [
-            *(
-                (
-                    f"loopback_{p}",
-                    f"loopback fan-out latency {p} ({SUBSCRIBERS} sockets, {RATE} ev/s)",
-                    "ms",
-                    loopback["latency_ms"][f"{p}_ms"],
-                )
-                for p in ("p50", "p99")
+            *percentiles(
+                "loopback",
+                f"loopback fan-out latency {{}} ({SUBSCRIBERS} sockets, {RATE} ev/s)",
+                loopback["latency_ms"],
             ),
-            *(
-                (
-                    f"websocket_{p}",
-                    f"least WebSocket server to gen_ws, latency {p} ({RATE} ev/s)",
-                    "ms",
-                    websocket.percentile(int(p[1:])) * 1e3,
-                )
-                for p in ("p50", "p99")
+            *percentiles(
+                "websocket",
+                f"least WebSocket server to gen_ws, latency {{}} ({RATE} ev/s)",
+                websocket.summary_ms(),
             ),
             (
                 "websocket_per_cpu_s",
@@ -90,14 +82,10 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                 "µs",
                 loopback["writer_cpu_us_per_write"],
             ),
-            *(
-                (
-                    f"kafka_{p}",
-                    f"Kafka send-to-consume latency {p} ({RATE} ev/s, acks=all)",
-                    "ms",
-                    kafka["latency_ms"][f"{p}_ms"],
-                )
-                for p in ("p50", "p99")
+            *percentiles(
+                "kafka",
+                f"Kafka send-to-consume latency {{}} ({RATE} ev/s, acks=all)",
+                kafka["latency_ms"],
             ),
             *(
                 (
@@ -125,6 +113,14 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                 "idle": idle,
             }
         )
+
+
+def percentiles(
+    key: str, name: str, summary: dict[str, float]
+) -> list[tuple[str, str, str, float]]:
+    """p50 and p99 of a latency summary (``Histogram.summary_ms``) as figures; ``name`` has a
+    ``{}`` for the percentile."""
+    return [(f"{key}_{p}", name.format(p), "ms", summary[f"{p}_ms"]) for p in ("p50", "p99")]
 
 
 async def floor(bench: Bench, kind: str, args: list[str]) -> dict[str, Any]:
