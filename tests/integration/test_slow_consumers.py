@@ -123,16 +123,24 @@ async def test_a_write_that_stalls_past_the_send_deadline_drops_the_subscriber(
     url = f"{short_deadline.ws_url}/v1/ws"
     stalled_socket = tiny_socket(short_deadline)
     async with (
-        connect(url, sock=stalled_socket, max_queue=1, compression=None) as stalled,
+        # No keepalive pings (see above): the client writes nothing once subscribed, so only
+        # the server can end this connection.
+        connect(
+            url, sock=stalled_socket, max_queue=1, compression=None, ping_interval=None
+        ) as stalled,
         connect(url, max_size=None) as reader,
         httpx.AsyncClient(base_url=short_deadline.base_url) as client,
     ):
-        for ws in (stalled, reader):
-            await subscribe(ws, topic)
-        await _publish_until_cut(short_deadline, client, topic, partial(read_events, reader, BATCH))
-        # The server dropped the connection itself, though the client still reads nothing (a
-        # close would wait for the client to take the bytes buffered for it first).
-        await _until_reset(stalled_socket)
+        # The test's own descriptor of the connection: the client library closes its socket
+        # object as soon as it notices the reset, which must not hide the reset from the test.
+        with stalled_socket.dup() as watched:
+            for ws in (stalled, reader):
+                await subscribe(ws, topic)
+            read_batch = partial(read_events, reader, BATCH)
+            await _publish_until_cut(short_deadline, client, topic, read_batch)
+            # The server dropped the connection itself, though the client still reads nothing
+            # (a close would wait for the client to take the bytes buffered for it first).
+            await _until_reset(watched)
         metrics = (await client.get("/metrics")).text
     assert 'herald_connections{transport="ws"} 1.0' in metrics  # only the reader is left
 
