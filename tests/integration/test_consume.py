@@ -1,7 +1,9 @@
-"""The consumer: every partition of every exposed topic, however many topics there are."""
+"""The consumer: every partition of every exposed topic, however many there are, and an
+event ends Kafka's wait for data."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from ..clients import publish, sse
 from ..processes import HeraldProcess, serving
 
 TOPICS = 300
+# Longer than the test waits for an event, and below the request timeout it is checked against.
+LONG_FETCH_WAIT_MS = 100_000
 
 
 async def test_an_instance_with_hundreds_of_topics_gets_ready_and_delivers(
@@ -32,3 +36,25 @@ async def test_an_instance_with_hundreds_of_topics_gets_ready_and_delivers(
         async with sse(server.base_url, f"/v1/topics/{last}/stream") as stream:
             await publish(server.base_url, last, {"data": "reached"})
             assert (await stream.next_event()).json()["data"] == "reached"
+
+
+async def test_an_event_is_delivered_while_kafka_holds_the_consumer_s_fetch(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Kafka may hold this instance's fetches far longer than the test waits: only an event
+    # that ends the wait when it arrives can reach the subscriber in time, which is what
+    # lets HERALD_CONSUMER_FETCH_MAX_WAIT_MS be long without costing latency.
+    topic = f"held-{uuid.uuid4().hex[:12]}"
+    server = HeraldProcess(
+        kafka_bootstrap,
+        tmp_path / "herald.log",
+        topics="held-.*",
+        consumer_fetch_max_wait_ms=str(LONG_FETCH_WAIT_MS),
+        publish_timeout_s=str(2 * LONG_FETCH_WAIT_MS / 1000),
+    )
+    # The first event creates the topic; the others arrive while a fetch of it is held.
+    async with serving(server), sse(server.base_url, f"/v1/topics/{topic}/stream") as stream:
+        for n in range(3):
+            await publish(server.base_url, topic, {"data": n})
+            async with asyncio.timeout(LONG_FETCH_WAIT_MS / 1000 / 4):
+                assert (await stream.next_event()).json()["data"] == n

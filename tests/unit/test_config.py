@@ -158,3 +158,19 @@ def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.ring_size = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("wait_ms", "timeout_s"), [("-1", "5"), ("5000", "5"), ("3000", "2")])
+def test_a_fetch_wait_outside_the_request_timeout_raises_config_error(
+    wait_ms: str, timeout_s: str
+) -> None:
+    environ = {"HERALD_CONSUMER_FETCH_MAX_WAIT_MS": wait_ms, "HERALD_PUBLISH_TIMEOUT_S": timeout_s}
+    with pytest.raises(ConfigError, match="HERALD_CONSUMER_FETCH_MAX_WAIT_MS"):
+        load_settings(environ)
+
+
+def test_a_fetch_wait_below_the_request_timeout_is_taken() -> None:
+    environ = {"HERALD_CONSUMER_FETCH_MAX_WAIT_MS": "0", "HERALD_PUBLISH_TIMEOUT_S": "0.5"}
+    assert load_settings(environ).consumer_fetch_max_wait_ms == 0
+    environ = {"HERALD_CONSUMER_FETCH_MAX_WAIT_MS": "4999", "HERALD_PUBLISH_TIMEOUT_S": "5"}
+    assert load_settings(environ).consumer_fetch_max_wait_ms == 4999
