@@ -28,13 +28,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.down()
 
 
-@pytest.fixture(scope="session")
-def server_factory(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StartServer]:
-    """Starts Herald processes with extra settings; every one is stopped at session end."""
+def _servers(kafka_bootstrap: str, logs: Path) -> Iterator[StartServer]:
+    """Starts Herald processes with extra settings; all are stopped when the fixture ends.
+
+    An idle instance still reads Kafka (every exposed partition, every few hundred ms): one
+    left running after its tests would take CPU from all later ones.
+    """
     started: list[HeraldProcess] = []
-    logs = tmp_path_factory.mktemp("herald")
 
     async def start(**settings: str) -> HeraldProcess:
         server = HeraldProcess(kafka_bootstrap, logs / f"herald-{len(started)}.log", **settings)
@@ -46,6 +46,30 @@ def server_factory(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Servers for session fixtures: stopped when the session ends."""
+    yield from _servers(kafka_bootstrap, tmp_path_factory.mktemp("herald"))
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Servers for one module's tests: stopped when its last test is done."""
+    yield from _servers(kafka_bootstrap, tmp_path_factory.mktemp("herald"))
+
+
+@pytest.fixture
+def function_server_factory(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Servers for one test: stopped when it ends."""
+    yield from _servers(kafka_bootstrap, tmp_path_factory.mktemp("herald"))
 
 
 @pytest.fixture(scope="session")

@@ -238,10 +238,10 @@ async def test_back_to_websocket_once_it_gets_through(
     assert data(await wait_seen(page, "switching", 5)) == [1, 2, 3, 4, "end"]
 
 
-@pytest.fixture(scope="session")
-async def private_server(server_factory: StartServer) -> HeraldProcess:
+@pytest.fixture(scope="module")
+async def private_server(module_server_factory: StartServer) -> HeraldProcess:
     """Topics ``priv-*`` need a token to read; publishing always does."""
-    return await server_factory(
+    return await module_server_factory(
         topics="priv-.*", private_topics="priv-.*", publish_open="false", jwt_secret=SECRET
     )
 

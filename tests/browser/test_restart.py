@@ -43,10 +43,10 @@ class Publisher:
         await task
 
 
-@pytest.fixture(scope="session")
-async def restartable(server_factory: StartServer) -> HeraldProcess:
+@pytest.fixture(scope="module")
+async def restartable(module_server_factory: StartServer) -> HeraldProcess:
     """A server of its own, since it is stopped and started again on the same port."""
-    return await server_factory(topics=TOPICS)
+    return await module_server_factory(topics=TOPICS)
 
 
 @pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])

@@ -39,8 +39,8 @@ def origin_settings(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def origin(server_factory: StartServer) -> HeraldProcess:
-    return await server_factory(**origin_settings())
+async def origin(module_server_factory: StartServer) -> HeraldProcess:
+    return await module_server_factory(**origin_settings())
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def varnish(origin: HeraldProcess, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-async def second_origin(server_factory: StartServer) -> HeraldProcess:
-    return await server_factory(**origin_settings())
+async def second_origin(module_server_factory: StartServer) -> HeraldProcess:
+    return await module_server_factory(**origin_settings())
 
 
 @pytest.fixture(scope="module")

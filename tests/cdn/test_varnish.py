@@ -158,11 +158,11 @@ async def test_a_private_topic_is_never_served_from_the_cache_without_a_token(
 
 
 async def test_purge_on_publish_refreshes_a_long_lived_snapshot_at_once(
-    server_factory: StartServer, tmp_path_factory: Any, topic: str
+    function_server_factory: StartServer, tmp_path_factory: Any, topic: str
 ) -> None:
     cache = Varnish(tmp_path_factory.mktemp("varnish-purge"))
     # An hour of max-age: only a purge can make the cache fetch the snapshot again soon.
-    origin = await server_factory(
+    origin = await function_server_factory(
         **origin_settings(snapshot_max_age_s="3600", purge_url=cache.base_url)
     )
     cache.up([origin])

@@ -17,9 +17,9 @@ from ..processes import HeraldProcess, StartServer
 
 
 @pytest.fixture(scope="module")
-async def small_ring(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+async def small_ring(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
     """Ring of 5: most pages must be read from Kafka."""
-    yield await server_factory(topics="it-.*", ring_size="5")
+    yield await module_server_factory(topics="it-.*", ring_size="5")
 
 
 async def get_page(server: HeraldProcess, topic: str, **params: Any) -> dict[str, Any]:

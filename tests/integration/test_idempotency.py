@@ -51,9 +51,9 @@ async def test_a_malformed_key_is_400(server: HeraldProcess, topic: str) -> None
 
 
 async def test_a_retry_on_another_instance_is_answered_from_its_consumer(
-    server: HeraldProcess, server_factory: StartServer, topic: str
+    server: HeraldProcess, function_server_factory: StartServer, topic: str
 ) -> None:
-    other = await server_factory(topics=r"(it|other)-[A-Za-z0-9._-]+")
+    other = await function_server_factory(topics=r"(it|other)-[A-Za-z0-9._-]+")
     key = str(uuid.uuid4())
     body = {"data": "once"}
     async with sse(other.base_url, f"/v1/topics/{topic}/stream") as stream:
@@ -68,8 +68,8 @@ async def test_a_retry_on_another_instance_is_answered_from_its_consumer(
 
 
 @pytest.fixture(scope="module")
-async def small_ring(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
-    yield await server_factory(topics="it-.*", ring_size="2")
+async def small_ring(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await module_server_factory(topics="it-.*", ring_size="2")
 
 
 async def test_a_duplicate_copy_in_kafka_is_delivered_once(

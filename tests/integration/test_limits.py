@@ -25,8 +25,8 @@ from ..tokens import SECRET, token
 
 
 @pytest.fixture(scope="module")
-async def limited(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
-    yield await server_factory(
+async def limited(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await module_server_factory(
         topics="it-.*",
         jwt_secret=SECRET,
         ws_message_rate_per_s="5",
@@ -139,8 +139,8 @@ async def test_a_body_that_trickles_in_is_cut_off(limited: HeraldProcess, topic:
 
 
 @pytest.fixture(scope="module")
-async def capped(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
-    yield await server_factory(topics="it-.*", max_connections="2")
+async def capped(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await module_server_factory(topics="it-.*", max_connections="2")
 
 
 async def test_the_global_connection_cap_answers_503(capped: HeraldProcess, topic: str) -> None:

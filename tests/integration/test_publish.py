@@ -133,9 +133,9 @@ async def test_a_client_that_leaves_mid_body_is_let_go_quietly(
 
 
 async def test_a_body_that_trickles_in_is_cut_off_with_408(
-    server_factory: StartServer, topic: str
+    function_server_factory: StartServer, topic: str
 ) -> None:
-    strict = await server_factory(body_timeout_s="0.5")
+    strict = await function_server_factory(body_timeout_s="0.5")
     reader, writer = await asyncio.open_connection("127.0.0.1", strict.port)
     try:
         writer.write(
@@ -159,9 +159,9 @@ async def test_unexposed_topic_is_404(server: HeraldProcess, name: str) -> None:
 
 
 async def test_unknown_topic_is_404_when_creation_is_off(
-    server_factory: StartServer, topic: str
+    function_server_factory: StartServer, topic: str
 ) -> None:
-    strict = await server_factory(topics="it-.*", auto_create_topics="false")
+    strict = await function_server_factory(topics="it-.*", auto_create_topics="false")
     response = await post(strict, topic, json={"data": 1})
     assert response.status_code == 404
     assert response.json()["type"] == "urn:herald:problem:unknown-topic"

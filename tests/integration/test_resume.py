@@ -22,9 +22,9 @@ RING = 5
 
 
 @pytest.fixture(scope="module")
-async def small_ring(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+async def small_ring(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
     """A server whose ring keeps only a few events, so resumes must read Kafka."""
-    yield await server_factory(topics="it-.*", ring_size=str(RING))
+    yield await module_server_factory(topics="it-.*", ring_size=str(RING))
 
 
 async def first_event(server: HeraldProcess, topic: str, key: str | None = None) -> str:

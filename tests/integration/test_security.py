@@ -18,8 +18,8 @@ APP = "https://app.example"
 
 
 @pytest.fixture(scope="module")
-async def secure(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
-    yield await server_factory(
+async def secure(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await module_server_factory(
         topics="(it|priv)-.*",
         private_topics="priv-.*",
         publish_open="false",

@@ -23,8 +23,8 @@ PAYLOAD = "x" * 4000  # big enough that socket buffers fill and the server's que
 
 
 @pytest.fixture(scope="module")
-async def small_queue(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
-    yield await server_factory(
+async def small_queue(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+    yield await module_server_factory(
         topics="it-.*", subscriber_queue_size="200", send_timeout_s="60", max_body_bytes="4194304"
     )
 
@@ -110,9 +110,9 @@ async def _read_sse(stream: Any, count: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-async def short_deadline(server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
+async def short_deadline(module_server_factory: StartServer) -> AsyncIterator[HeraldProcess]:
     # A queue too big to overflow here: only the send deadline can cut the stalled client.
-    yield await server_factory(
+    yield await module_server_factory(
         topics="it-.*", subscriber_queue_size="100000", send_timeout_s="1", max_body_bytes="4194304"
     )
 
