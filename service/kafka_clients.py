@@ -12,16 +12,16 @@ from .config import Settings
 
 def new_consumer(settings: Settings, client_id: str, **extra: Any) -> AIOKafkaConsumer:
     """A consumer without a group (positions are Herald's own) that reads from the start."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        request_timeout_ms=int(settings.publish_timeout_s * 1000),
-        **extra,
-    )
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": client_id,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+        "request_timeout_ms": int(settings.publish_timeout_s * 1000),
+    }
+    return AIOKafkaConsumer(**{**options, **extra})
 
 
 def new_admin(settings: Settings, client_id: str) -> AIOKafkaAdminClient:
