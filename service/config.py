@@ -100,6 +100,11 @@ class Settings:
         return re.compile(self.topics)
 
     @property
+    def kafka_request_timeout_ms(self) -> int:
+        """How long any Kafka request may take: a publish's whole deadline."""
+        return int(self.publish_timeout_s * 1000)
+
+    @property
     def host(self) -> str:
         return self.bind.rsplit(":", 1)[0]
 
@@ -172,11 +177,10 @@ def _check(settings: Settings) -> None:
     for name in ("fan_out_interval_ms", "jwt_cache_size", "gc_threshold"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 0")
-    # Kafka requests time out after publish_timeout_s (kafka_clients.py): a fetch allowed to
-    # wait that long would time out whenever a topic is quiet.
-    request_timeout_ms = settings.publish_timeout_s * 1000
-    if not 0 <= settings.consumer_fetch_max_wait_ms < request_timeout_ms:
+    # A fetch allowed to wait as long as a Kafka request may take would time out whenever a
+    # topic is quiet.
+    if not 0 <= settings.consumer_fetch_max_wait_ms < settings.kafka_request_timeout_ms:
         raise ConfigError(
             f"{_PREFIX}CONSUMER_FETCH_MAX_WAIT_MS must be at least 0 and below"
-            f" {_PREFIX}PUBLISH_TIMEOUT_S ({request_timeout_ms:g} ms)"
+            f" {_PREFIX}PUBLISH_TIMEOUT_S ({settings.kafka_request_timeout_ms} ms)"
         )

@@ -19,7 +19,7 @@ def new_consumer(settings: Settings, client_id: str, **extra: Any) -> AIOKafkaCo
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
-        "request_timeout_ms": int(settings.publish_timeout_s * 1000),
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
     }
     return AIOKafkaConsumer(**{**options, **extra})
 
@@ -28,5 +28,5 @@ def new_admin(settings: Settings, client_id: str) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=client_id,
-        request_timeout_ms=int(settings.publish_timeout_s * 1000),
+        request_timeout_ms=settings.kafka_request_timeout_ms,
     )

@@ -80,7 +80,6 @@ class Publisher:
         async with self._connecting:
             if self._producer is not None:
                 return self._producer
-            timeout_ms = int(self._settings.publish_timeout_s * 1000)
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._settings.kafka_bootstrap,
                 client_id="herald-publisher",
@@ -90,7 +89,7 @@ class Publisher:
                 max_request_size=self._settings.max_body_bytes + 64 * 1024,
                 # Batches that Kafka did not take within the deadline expire instead of
                 # being retried forever while the broker is away.
-                request_timeout_ms=timeout_ms,
+                request_timeout_ms=self._settings.kafka_request_timeout_ms,
                 metadata_max_age_ms=30_000,
             )
             admin = new_admin(self._settings, "herald-admin")
