@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 CLUSTER := deploy/kafka/cluster.sh
+HELM := deploy/tools/helm.sh
 STAMP := $(VENV)/.installed
 
 help: ## list the targets
@@ -41,14 +42,14 @@ kafka-cluster-up: kafka-fetch ## start three local nodes (brokers 127.0.0.1:1909
 kafka-cluster-down: ## stop the three local nodes
 	@$(CLUSTER) down
 
-varnish-up: ## Varnish on 127.0.0.1:6081 caching in front of HERALD_ORIGINS (default 127.0.0.1:8080)
+varnish-up: ## Varnish on 127.0.0.1:6081 caching in front of PROXY_ORIGINS (default 127.0.0.1:8080)
 	@bash deploy/system-deps.sh varnishd:varnish
 	@deploy/varnish/varnish.sh up
 
 varnish-down: ## stop that Varnish
 	@deploy/varnish/varnish.sh down
 
-nginx-up: ## nginx on https://127.0.0.1:8443 (TLS, HTTP/2) in front of HERALD_ORIGINS
+nginx-up: ## nginx on https://127.0.0.1:8443 (TLS, HTTP/2) in front of PROXY_ORIGINS
 	@bash deploy/system-deps.sh nginx:nginx
 	@deploy/nginx/nginx.sh up
 
@@ -65,14 +66,17 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check service tests
 	$(BIN)/mypy
 
-test: install kafka-fetch test-deps lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
+helm: ## build helm from the Go module proxy (once; cached in deploy/tools/.cache/)
+	@$(HELM) >/dev/null
+
+test: install kafka-fetch test-deps helm lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
 	$(BIN)/pytest -q
 
-fuzz: install kafka-fetch ## a long fuzz run (HERALD_FUZZ_EXAMPLES examples per property, default 2000)
-	HERALD_FUZZ_EXAMPLES=$${HERALD_FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q -p no:cacheprovider -o timeout=0 tests/fuzz
+fuzz: install kafka-fetch ## a long fuzz run (FUZZ_EXAMPLES examples per property, default 2000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q -p no:cacheprovider -o timeout=0 tests/fuzz
 
 bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/bench-<time>/ with report.md, results.json, latency.png
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.load $(BENCH_ARGS)
 
-.PHONY: bench fuzz help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down varnish-up varnish-down nginx-up nginx-down run lint test
+.PHONY: bench fuzz helm help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down varnish-up varnish-down nginx-up nginx-down run lint test

@@ -1,119 +1,105 @@
-"""The app factory: builds the parts, wires the blueprints, starts and stops Kafka clients."""
+"""The app factory: builds the parts and wires them to the routes; no logic of its own."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from dataclasses import dataclass
+from typing import cast
 
-from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException
+from quart import Quart
 
-from . import cache_policy, demo, health
+from . import demo
 from .access import Access
+from .asgi import App
 from .auth import TokenVerifier
 from .broadcaster import Broadcasters
-from .browser_security import Origins, decorate, preflight
+from .browser_security import Origins
 from .config import Settings, load_settings
 from .consume import Feed
-from .errors import HeraldError
+from .health import health_blueprint
 from .history import History
 from .ingest import Ingest
-from .limits import ConnectionLimits, RateLimiter
+from .kafka import Kafka
+from .kafka.clients import AioKafka
+from .lifecycle import Lifecycle
 from .metrics import Metrics
-from .problems import problem_response
 from .publish import Publisher
 from .purge import Purger
+from .quart_app import quart_app
+from .reads import Reads
 from .resume import Resumer
-from .state import Herald
+from .router import Route, Router
+from .streams import Streams
 from .topics import TopicPolicy
-from .transports import direct, http_history, http_publish, http_snapshot, sse, websocket
-from .validation import EventValidator
+from .transports import fast_path
+from .transports.http import Answers
+from .transports.http_history import HistoryRoute
+from .transports.http_publish import PublishRoute
+from .transports.http_snapshot import snapshot_blueprint
+from .transports.identity import Gate
+from .transports.sse import SseRoute
+from .transports.streaming import StreamParts
+from .transports.websocket import WebSocketRoute
 
-log = logging.getLogger(__name__)
+# One path segment, as Quart's ``string`` converter takes it (the server decoded %XX).
+_TOPIC = r"/v1/topics/(?P<topic>[^/]+)"
 
 
-def create_app(settings: Settings | None = None) -> Quart:
+@dataclass(frozen=True, slots=True)
+class Herald:
+    """One Herald: the ASGI app a server runs, and the lifecycle it starts and stops."""
+
+    asgi: App
+    lifecycle: Lifecycle
+    quart: Quart
+    metrics: Metrics
+
+
+def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> Herald:
+    """Herald for ``settings`` (default: from the environment) on ``kafka`` (default: aiokafka
+    clients for the configured cluster; kafka.memory.MemoryKafka in tests)."""
     settings = settings or load_settings()
-    app = Quart(__name__, static_folder="static", static_url_path="/static")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    # A body that trickles in (slowloris) is cut off rather than held open for a minute.
-    app.config["BODY_TIMEOUT"] = settings.body_timeout_s
-    policy = TopicPolicy(settings)
+    kafka = kafka or AioKafka(settings)
     metrics = Metrics()
-    broadcasters = Broadcasters(settings)
-    publisher = Publisher(settings, policy)
+    policy = TopicPolicy(settings)
     origins = Origins(settings)
+    access = Access(settings, TokenVerifier(settings))
+    gate = Gate(settings, access, origins)
+    broadcasters = Broadcasters(settings)
     purger = Purger(settings, metrics)
-    h = Herald(
-        settings=settings,
-        policy=policy,
-        broadcasters=broadcasters,
-        publisher=publisher,
-        ingest=Ingest(publisher, broadcasters),
-        access=Access(settings, TokenVerifier(settings)),
-        origins=origins,
-        address_rate=RateLimiter(
-            settings.publish_rate_per_address, settings.publish_burst_per_address
+    feed = Feed(settings, kafka, policy, broadcasters, metrics, on_records=purger.changed)
+    history = History(settings, kafka)
+    reads = Reads(policy, access, broadcasters, feed, Resumer(history))
+    publisher = Publisher(settings, policy, kafka)
+    ingest = Ingest(settings, publisher, broadcasters, access, metrics)
+    streams = Streams(settings.max_connections_per_address, settings.max_connections)
+    lifecycle = Lifecycle(settings, publisher, feed, history, purger, streams)
+    answers = Answers(origins, settings, metrics)
+    fast = fast_path.load(settings.direct_writes)
+    streaming = StreamParts(settings, gate, reads, streams, answers, metrics, fast)
+    routes = [
+        Route("/v1/ws", {"WEBSOCKET": WebSocketRoute(streaming, ingest)}, "ws"),
+        Route(f"{_TOPIC}/stream", {"GET": SseRoute(streaming)}, "stream"),
+        Route(
+            f"{_TOPIC}/events",
+            {
+                "GET": HistoryRoute(settings, gate, reads, answers, metrics),
+                "POST": PublishRoute(settings, gate, ingest, answers),
+            },
+            "history",
         ),
-        token_rate=RateLimiter(settings.publish_rate_per_token, settings.publish_burst_per_token),
-        connections=ConnectionLimits(
-            settings.max_connections_per_address, settings.max_connections
-        ),
-        feed=Feed(settings, policy, broadcasters, metrics, on_records=purger.changed),
-        metrics=metrics,
-        validator=EventValidator(settings.max_batch_events),
-        resumer=Resumer(History(settings)),
+    ]
+    quart = quart_app(
+        settings,
+        origins,
+        metrics,
+        [
+            snapshot_blueprint(settings, gate, reads),
+            health_blueprint(lifecycle, metrics),
+            demo.demo_blueprint(),
+        ],
     )
-    app.extensions["herald"] = h
-    direct.keep_asgi_send(app)
-    http_publish.serve_publish(app, h)
-    for module in (http_snapshot, http_history, sse, websocket, health, demo):
-        app.register_blueprint(module.blueprint)
-
-    @app.before_request
-    async def answer_preflight() -> Response | None:
-        return preflight(origins) if request.method == "OPTIONS" else None
-
-    # One hook rather than three: Quart awaits each hook of every request.
-    @app.after_request
-    async def finish_response(response: Response) -> Response:
-        decorate(response, origins, settings)
-        # A cache keeps an answer without Cache-Control for its own default time: errors,
-        # health and metrics must say they are not to be kept. (getlist: a missing header
-        # costs Headers.get an exception.)
-        if not response.headers.getlist("Cache-Control"):
-            response.headers["Cache-Control"] = cache_policy.NEVER
-        metrics.answered(request.endpoint, response.status_code)
-        return response
-
-    app.register_error_handler(HeraldError, problem_response)
-    app.register_error_handler(HTTPException, problem_response)
-
-    @app.before_serving
-    async def start_kafka() -> None:
-        await h.publisher.start()
-        await purger.start()
-        await h.feed.start()
-
-    @app.after_serving
-    async def stop_kafka() -> None:
-        h.begin_shutdown()
-        steps = (
-            ("consumer", h.feed.stop),
-            ("purger", purger.stop),
-            ("history reader", h.resumer.history.stop),
-            ("producer", h.publisher.stop),
-        )
-        for name, stop in steps:
-            # A Kafka client that does not stop must not keep the process from exiting
-            # (a supervisor waits for it): each gets the grace time, then is left behind.
-            try:
-                async with asyncio.timeout(settings.shutdown_grace_s):
-                    await stop()
-            except TimeoutError:
-                log.warning(
-                    "shutdown: the %s did not stop within %ss", name, settings.shutdown_grace_s
-                )
-        log.info("stopped")
-
-    return app
+    quart.before_serving(lifecycle.start)
+    quart.after_serving(lifecycle.stop)
+    # Quart's own signature names the ASGI message types; it is an ASGI app all the same.
+    fallback = cast(App, quart)
+    return Herald(Router(routes, fallback, origins, answers), lifecycle, quart, metrics)

@@ -9,9 +9,12 @@ from collections.abc import Iterable, Iterator
 
 from .config import Settings
 from .cursor import Cursor
-from .events import Event, EventRun, KafkaRecord, Scope, event_of
+from .events import Event, EventRun, Scope
 from .idempotency import IdempotencyIndex
-from .outbox import Outbox, Subscription
+from .kafka import Record
+from .outbox import Outbox
+from .records import event_of
+from .subscription import Subscription
 from .topics import partition_for_key
 
 
@@ -53,7 +56,7 @@ class Broadcaster:
         self._ring_floor.setdefault(partition, self.positions[partition])
         self.partition_count = max(self.partition_count, partition + 1)
 
-    def take_record(self, record: KafkaRecord) -> Event | None:
+    def take_record(self, record: Record) -> Event | None:
         """Advance the position and keep the record's event in the ring; ``offer`` it next.
 
         A second copy of an idempotent publish (a retry that raced the first) is skipped.

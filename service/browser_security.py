@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from quart import Response, request
-
 from .config import Settings
 
 # A page may read these from a cross-origin answer.
@@ -45,28 +43,16 @@ class Origins:
         return origin if (self._any or origin in self._allowed) else None
 
 
-def preflight(origins: Origins) -> Response:
-    """Answer to an OPTIONS preflight: 204 for a listed origin, 403 otherwise."""
-    origin = origins.cors_origin(request.headers.get("Origin"))
-    if origin is None:
-        return Response(b"", status=403)
-    response = Response(b"", status=204)
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = _ALLOWED_HEADERS
-    response.headers["Access-Control-Max-Age"] = "600"
-    return response
-
-
-def decorate(response: Response, origins: Origins, settings: Settings) -> Response:
-    """Headers every answer gets (see browser_headers), on a response Quart made."""
-    for name, value in browser_headers(
-        origins, settings, request.headers.get("Origin"), request.scheme
-    ):
-        if name == "Vary":
-            response.vary.add(value)  # next to what the route varies by
-        else:
-            response.headers[name] = value
-    return response
+def preflight(origins: Origins, origin: str | None) -> tuple[int, list[tuple[str, str]]]:
+    """The status and headers of an answer to an OPTIONS preflight: 204 for a listed origin,
+    403 otherwise."""
+    if origins.cors_origin(origin) is None:
+        return 403, []
+    return 204, [
+        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+        ("Access-Control-Allow-Headers", _ALLOWED_HEADERS),
+        ("Access-Control-Max-Age", "600"),
+    ]
 
 
 def browser_headers(

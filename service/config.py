@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -94,6 +96,20 @@ class Settings:
     body_timeout_s: float = 10.0
     trust_forwarded_for: bool = False
     log_level: str = "INFO"
+    # Kafka security (see README "Deployment"): applied to every Kafka client.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    # A file holding the password (a mounted secret); its content wins over the variable.
+    kafka_sasl_password_file: str = ""
+    kafka_ssl_ca_file: str = ""
+    kafka_ssl_cert_file: str = ""
+    kafka_ssl_key_file: str = ""
+    # Frames written to Hypercorn's HTTP/1.1 sockets straight from the fan-out
+    # (transports/direct.py): "auto" where the running Hypercorn is one it was tested with,
+    # "off" for the plain ASGI path everywhere.
+    direct_writes: str = "auto"
 
     @property
     def topic_pattern(self) -> re.Pattern[str]:
@@ -103,6 +119,12 @@ class Settings:
     def kafka_request_timeout_ms(self) -> int:
         """How long any Kafka request may take: a publish's whole deadline."""
         return int(self.publish_timeout_s * 1000)
+
+    def kafka_sasl_password_value(self) -> str:
+        """The SASL password: the password file's content when one is given."""
+        if self.kafka_sasl_password_file:
+            return Path(self.kafka_sasl_password_file).read_text().strip()
+        return self.kafka_sasl_password
 
     @property
     def host(self) -> str:
@@ -114,6 +136,15 @@ class Settings:
 
 
 _PREFIX = "HERALD_"
+# Settings whose values are never shown (check-config masks them; logs never hold them).
+SECRETS = frozenset({"jwt_secret", "kafka_sasl_password"})
+# Settings that were renamed or removed: naming one is an error that says what to do.
+_RETIRED: dict[str, str] = {}
+_CHOICES = {
+    "kafka_security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    "kafka_sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "direct_writes": ("auto", "off"),
+}
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -134,7 +165,11 @@ def _parse(name: str, raw: str, default: Any) -> Any:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from the environment; ``HERALD_*`` names Herald does not know are ignored."""
+    """Build settings from the environment.
+
+    A ``HERALD_*`` variable Herald does not know is an error that names it (and the closest
+    known one): a misspelt or retired setting must never silently mean "off".
+    """
     env = os.environ if environ is None else environ
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
@@ -143,7 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         name = variable[len(_PREFIX) :].lower()
         if name not in known:
-            continue
+            raise ConfigError(_unknown(variable, name, known))
         values[name] = _parse(name, raw, known[name].default)
     if "topic_list" in values and "topics" not in values:
         values["topics"] = ""
@@ -152,12 +187,45 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def _unknown(variable: str, name: str, known: Mapping[str, object]) -> str:
+    if name in _RETIRED:
+        return f"{variable} is no longer a setting: use {_RETIRED[name]}"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {_PREFIX}{close[0].upper()}?)" if close else ""
+    return f"{variable} is not a Herald setting{hint}"
+
+
 def _check(settings: Settings) -> None:
     for name in ("topics", "private_topics"):
         try:
             re.compile(getattr(settings, name))
         except re.error as exc:
             raise ConfigError(f"HERALD_{name.upper()} is not a regular expression: {exc}") from None
+    for name, choices in _CHOICES.items():
+        if getattr(settings, name) not in choices:
+            raise ConfigError(f"{_PREFIX}{name.upper()} must be one of {', '.join(choices)}")
+    if settings.kafka_security_protocol.startswith("SASL_") and not settings.kafka_sasl_username:
+        raise ConfigError(
+            f"{_PREFIX}KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs"
+            f" {_PREFIX}KAFKA_SASL_USERNAME and a password"
+        )
+    if bool(settings.kafka_ssl_cert_file) != bool(settings.kafka_ssl_key_file):
+        raise ConfigError(
+            f"{_PREFIX}KAFKA_SSL_CERT_FILE and {_PREFIX}KAFKA_SSL_KEY_FILE go together"
+        )
+    for name in (
+        "kafka_sasl_password_file",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        "jwt_public_key",
+        "jwks_file",
+        "tls_cert",
+        "tls_key",
+    ):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{_PREFIX}{name.upper()} names no readable file: {path}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("HERALD_TLS_CERT and HERALD_TLS_KEY go together")
     if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():

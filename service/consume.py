@@ -12,15 +12,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
-
 from . import tasks
 from .broadcaster import Broadcasters
 from .config import Settings
-from .kafka_clients import new_admin, new_consumer
+from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
 from .metrics import Metrics
 from .topics import TopicPolicy
 
@@ -38,12 +33,14 @@ class Feed:
     def __init__(
         self,
         settings: Settings,
+        kafka: Kafka,
         policy: TopicPolicy,
         broadcasters: Broadcasters,
         metrics: Metrics,
         on_records: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._kafka = kafka
         self._policy = policy
         self._broadcasters = broadcasters
         self._metrics = metrics
@@ -69,30 +66,31 @@ class Feed:
     async def _run(self) -> None:
         timeout = self._settings.publish_timeout_s
         while True:
-            consumer = new_consumer(
-                self._settings,
-                "herald-consumer",
-                metadata_max_age_ms=int(self._settings.topic_refresh_s * 1000),
+            consumer = self._kafka.consumer(
+                "herald-consumer", metadata_max_age_ms=int(self._settings.topic_refresh_s * 1000)
             )
             # The consumer only keeps metadata of assigned topics: the admin client finds
             # topics and partitions that appear later.
-            admin = new_admin(self._settings, "herald-consumer-admin")
+            admin = self._kafka.admin("herald-consumer-admin")
             try:
-                await asyncio.wait_for(consumer.start(), timeout)
-                await asyncio.wait_for(admin.start(), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # meets a step finishing, and stopping would then wait for good.
+                async with asyncio.timeout(timeout):
+                    await consumer.start()
+                    await admin.start()
                 self._assigned = set()
                 await self._consume(consumer, admin)
-            except (KafkaError, TimeoutError, OSError) as exc:
+            except FAILURES as exc:
                 self._set_reachable(False)
                 log.warning("consumer: Kafka unavailable (%r); retrying", exc)
             finally:
-                with contextlib.suppress(KafkaError, OSError):
+                with contextlib.suppress(*FAILURES):
                     await consumer.stop()
-                with contextlib.suppress(KafkaError, OSError):
+                with contextlib.suppress(*FAILURES):
                     await admin.close()
             await asyncio.sleep(_RECONNECT_S)
 
-    async def _consume(self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
+    async def _consume(self, consumer: Consumer, admin: Admin) -> None:
         # Topics are looked up in a task of their own: with thousands of topics in the
         # cluster a lookup takes a while, and deliveries must not pause for it.
         watcher = asyncio.create_task(self._watch_topics(admin), name="herald-topic-watch")
@@ -116,9 +114,7 @@ class Feed:
         finally:
             await tasks.stop(watcher)
 
-    async def _deliver(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
+    async def _deliver(self, tp: TopicPartition, records: list[Record]) -> None:
         broadcaster = self._broadcasters.get(tp.topic)
         for start in range(0, len(records), _FAN_OUT_CHUNK):
             if start:
@@ -132,30 +128,27 @@ class Feed:
         if self._on_records is not None:
             self._on_records(tp.topic)
 
-    async def _watch_topics(self, admin: AIOKafkaAdminClient) -> None:
+    async def _watch_topics(self, admin: Admin) -> None:
         """Every ``topic_refresh_s``, the exposed partitions, for the loop to assign."""
         while True:
             try:
-                described = await asyncio.wait_for(
-                    admin.describe_topics(), self._settings.publish_timeout_s
-                )
-            except (KafkaError, TimeoutError) as exc:
+                async with asyncio.timeout(self._settings.publish_timeout_s):
+                    counts = await admin.partition_counts()
+            except FAILURES as exc:
                 self._set_reachable(False)
                 log.warning("consumer: metadata refresh failed: %r", exc)
             else:
                 self._set_reachable(True)
-                wanted: set[TopicPartition] = set()
-                for topic in described:
-                    name = topic["topic"]
-                    if topic["error_code"] == 0 and self._policy.exposed(name):
-                        wanted.update(
-                            TopicPartition(name, p["partition"]) for p in topic["partitions"]
-                        )
-                self._found = wanted
+                self._found = {
+                    TopicPartition(name, partition)
+                    for name, count in counts.items()
+                    if self._policy.exposed(name)
+                    for partition in range(count)
+                }
                 self._found_now.set()
             await asyncio.sleep(self._settings.topic_refresh_s)
 
-    async def _assign(self, consumer: AIOKafkaConsumer, wanted: set[TopicPartition]) -> None:
+    async def _assign(self, consumer: Consumer, wanted: set[TopicPartition]) -> None:
         """Assign the partitions in ``wanted`` that are new, without moving the others."""
         new = wanted - self._assigned
         if not new:

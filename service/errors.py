@@ -7,6 +7,8 @@ HeraldError
 ├── Unauthenticated        401
 ├── Forbidden              403
 ├── UnknownTopic           404  not exposed, or not existing with creation off
+├── MethodNotAllowed       405
+├── RequestTimeout         408  the body did not arrive in time
 ├── TooLarge               413
 ├── UnsupportedMediaType   415
 ├── Invalid                422  well-formed but violates the schema
@@ -47,6 +49,10 @@ class HeraldError(Exception):
         }
 
 
+class InternalError(HeraldError):
+    """A fault of Herald's own (logged with its traceback; the client learns nothing of it)."""
+
+
 class Malformed(HeraldError):
     status, code, title = 400, "malformed", "Malformed request"
 
@@ -69,6 +75,14 @@ class Forbidden(HeraldError):
 
 class UnknownTopic(HeraldError):
     status, code, title = 404, "unknown-topic", "Unknown topic"
+
+
+class RequestTimeout(HeraldError):
+    status, code, title = 408, "request-timeout", "Request timeout"
+
+
+class MethodNotAllowed(HeraldError):
+    status, code, title = 405, "method-not-allowed", "Method not allowed"
 
 
 class TooLarge(HeraldError):
@@ -104,3 +118,9 @@ class ServiceBusy(HeraldError):
 
 class KafkaUnavailable(HeraldError):
     status, code, title = 503, "kafka-unavailable", "Kafka unavailable"
+
+    # Kafka trouble mostly passes within seconds (a leader election, a reconnect).
+    RETRY_AFTER_S = 2
+
+    def __init__(self, detail: str, *, retry_after: int | None = RETRY_AFTER_S) -> None:
+        super().__init__(detail, retry_after=retry_after)

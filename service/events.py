@@ -1,34 +1,19 @@
-"""Events: what a client publishes, how it is stored as a Kafka record, what is delivered.
-
-A record's value is the event's ``data`` as JSON (readable by any other Kafka consumer), or
-msgpack when the data holds binary that JSON cannot carry; the ``type`` travels in a header.
-"""
+"""Events: what a client publishes, and what is delivered (records.py maps them to Kafka)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol
-
-import msgpack
+from typing import Any
 
 from . import portable
 from .cursor import Cursor
-from .errors import Invalid
-from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import Tag
 
-TYPE_HEADER = "herald-type"
-CONTENT_TYPE_HEADER = "content-type"
-MSGPACK = "application/msgpack"
-# Set by Herald on a value it wrote as compact JSON from validated data: delivered as it is
-# stored, without decoding and re-encoding it. Records of other producers are checked.
-CHECKED_HEADER = "herald-data"
-CHECKED_JSON = b"json"
 DEFAULT_TYPE = "message"
+# The longest key (schemas/event-in.schema.json says the same): for publishing and reading.
+MAX_KEY_CHARS = 256
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TIMESTAMP_MS = (
     int((datetime(9999, 12, 31, 23, 59, 59, 999000, UTC) - _EPOCH).total_seconds()) * 1000 + 999
@@ -42,27 +27,6 @@ class EventIn:
     data: Any
     key: str | None = None
     type: str = DEFAULT_TYPE
-
-    def to_record(
-        self, tag: Tag | None = None
-    ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
-        """Kafka key, value and headers for this event."""
-        headers = [(TYPE_HEADER, self.type.encode())]
-        if tag is not None:
-            headers.append((IDEMPOTENCY_HEADER, tag.header()))
-        try:
-            value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
-            headers.append((CHECKED_HEADER, CHECKED_JSON))
-        except TypeError:
-            # Binary data from a msgpack client: keep it binary rather than mangle it.
-            value = msgpack.packb(self.data, use_bin_type=True)
-            headers.append((CONTENT_TYPE_HEADER, MSGPACK.encode()))
-        except RecursionError:
-            raise Invalid(
-                "data is nested too deeply", [{"path": "/data", "message": "nested too deeply"}]
-            ) from None
-        key = self.key.encode() if self.key is not None else None
-        return key, value, headers
 
 
 class Scope(Enum):
@@ -106,7 +70,7 @@ class Event:
     @property
     def data(self) -> Any:
         if not self._decoded:
-            self._data = decode_value(self.raw_value, self.msgpack_value)
+            self._data = portable.decode_value(self.raw_value, self.msgpack_value)
             self._decoded = True
         return self._data
 
@@ -223,107 +187,3 @@ def _time_text(timestamp_ms: int) -> str:
         moment = _EPOCH + timedelta(seconds=seconds)
         text = _SECONDS[seconds] = moment.isoformat(timespec="seconds").removesuffix("+00:00")
     return f"{text}.{milliseconds:03d}Z"
-
-
-def decode_value(value: bytes, is_msgpack: bool) -> Any:
-    """A record value as event data; values not written by Herald arrive as text."""
-    # RecursionError too: a record nested absurdly deep must not poison every delivery; and
-    # data one wire format cannot carry (another producer's) is delivered as its text.
-    try:
-        if is_msgpack:
-            decoded = msgpack.unpackb(value, raw=False)
-        else:
-            decoded = json.loads(value, parse_constant=_refuse)
-    except (ValueError, RecursionError, msgpack.UnpackException):
-        pass
-    else:
-        if portable.problem(decoded) is None:
-            return decoded
-    return value.decode("utf-8", errors="replace")
-
-
-def _refuse(name: str) -> Any:
-    raise ValueError(name)
-
-
-class KafkaRecord(Protocol):
-    """What Herald reads of a consumed record (aiokafka's ConsumerRecord has it)."""
-
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
-
-def event_of(
-    topic: str, record: KafkaRecord, topic_cursor: Cursor | None, topic_id: str | None = None
-) -> Event:
-    """The Event of a consumed record whose topic-wide id is ``topic_cursor``, or its text
-    ``topic_id`` (one of them, or both)."""
-    return event_from_record(
-        topic,
-        record.partition,
-        record.offset,
-        record.timestamp,
-        record.key,
-        record.value,
-        record.headers,
-        topic_cursor,
-        topic_id,
-    )
-
-
-def event_from_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    timestamp_ms: int,
-    key: bytes | None,
-    value: bytes | None,
-    headers: Sequence[tuple[str, bytes]],
-    topic_cursor: Cursor | None,
-    topic_id: str | None = None,
-) -> Event:
-    """Map one Kafka record to an Event whose topic-wide id is ``topic_cursor``, or its text
-    ``topic_id`` (one of them, or both)."""
-    if topic_cursor is None and topic_id is None:
-        raise ValueError("an event needs its topic cursor or the cursor's text")
-    event_type = DEFAULT_TYPE
-    is_msgpack = False
-    checked_json = False
-    tag = None
-    for name, header_value in headers:
-        if name == TYPE_HEADER:
-            event_type = header_value.decode("utf-8", errors="replace")
-        elif name == CONTENT_TYPE_HEADER:
-            is_msgpack = header_value == MSGPACK.encode()
-        elif name == IDEMPOTENCY_HEADER:
-            tag = Tag.parse(header_value)
-        elif name == CHECKED_HEADER:
-            checked_json = header_value == CHECKED_JSON
-    # In field order, not by keyword: one Event per record read, and binding a dozen
-    # keywords costs a good part of making it.
-    return Event(
-        topic,
-        key.decode("utf-8", errors="replace") if key is not None else None,
-        event_type,
-        partition,
-        offset,
-        timestamp_ms,
-        value if value is not None else b"null",
-        is_msgpack,
-        topic_cursor,
-        tag,
-        checked_json and not is_msgpack,
-        None,
-        False,
-        topic_id,
-    )

@@ -6,40 +6,32 @@ import json
 
 from quart import Blueprint, Response
 
-from .state import herald
+from .lifecycle import Lifecycle
+from .metrics import Metrics
 from .validation import SCHEMAS_DIR
 
-blueprint = Blueprint("health", __name__)
 
+def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
+    """/healthz, /readyz, /metrics and /openapi.yaml."""
+    blueprint = Blueprint("health", __name__)
 
-@blueprint.get("/healthz")
-async def healthz() -> Response:
-    return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+    @blueprint.get("/healthz", endpoint="healthz")
+    async def healthz() -> Response:
+        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
 
+    @blueprint.get("/readyz", endpoint="readyz")
+    async def readyz() -> Response:
+        checks = lifecycle.readiness()
+        ready = all(checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")
 
-@blueprint.get("/readyz")
-async def readyz() -> Response:
-    h = herald()
-    checks = {
-        "kafka": h.feed.kafka_reachable,
-        "consumer": h.feed.positioned.is_set(),
-        "serving": not h.shutting_down,
-    }
-    ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
-    return Response(
-        json.dumps(body),
-        status=200 if ready else 503,
-        mimetype="application/json",
-        headers={"Cache-Control": "no-store"},
-    )
+    @blueprint.get("/metrics", endpoint="metrics")
+    async def metrics_page() -> Response:
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
+    @blueprint.get("/openapi.yaml", endpoint="openapi")
+    async def openapi() -> Response:
+        return Response((SCHEMAS_DIR / "openapi.yaml").read_bytes(), mimetype="application/yaml")
 
-@blueprint.get("/metrics")
-async def metrics() -> Response:
-    return Response(herald().metrics.exposition(), mimetype="text/plain; version=0.0.4")
-
-
-@blueprint.get("/openapi.yaml")
-async def openapi() -> Response:
-    return Response((SCHEMAS_DIR / "openapi.yaml").read_bytes(), mimetype="application/yaml")
+    return blueprint

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Iterable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
-
 from .config import Settings
 from .errors import KafkaUnavailable
-from .kafka_clients import new_consumer
+from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_RETRY_AFTER_S = 2
 _MAX_RECORDS = 2000
 # A catch-up consumer fetches only while a read runs, so a short wait costs no idle CPU; the
 # live consumer's long one held reads back (a resume of 100 000 events: first event after
@@ -25,18 +23,20 @@ _READ_FETCH_MAX_WAIT_MS = 20
 
 
 class History:
-    """Owns one consumer for offset look-ups; each catch-up read gets a consumer of its own
-    (one that a finished read gave back, or a new one)."""
+    """Owns one consumer and an admin client for look-ups; each catch-up read gets a consumer
+    of its own (one that a finished read gave back, or a new one)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kafka: Kafka) -> None:
         self._settings = settings
-        self._lookup: AIOKafkaConsumer | None = None
+        self._kafka = kafka
+        self._lookup: Consumer | None = None
+        self._admin: Admin | None = None
         self._starting = asyncio.Lock()
         # Catch-up reads are the heavy part of a reconnect storm: only so many at once.
         self._readers = asyncio.Semaphore(settings.catchup_readers)
         # Consumers of reads that ran to their end, started and assigned nothing: the next
         # read takes one rather than connecting anew (at most one per concurrent read).
-        self._idle: list[AIOKafkaConsumer] = []
+        self._idle: list[Consumer] = []
         self._stopped = False
 
     async def stop(self) -> None:
@@ -46,13 +46,16 @@ class History:
             consumers.append(self._lookup)
             self._lookup = None
         for consumer in consumers:
-            with contextlib.suppress(KafkaError, OSError):
+            with contextlib.suppress(*FAILURES):
                 await consumer.stop()
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(*FAILURES):
+                await admin.close()
 
-    def _consumer(self) -> AIOKafkaConsumer:
+    def _consumer(self) -> Consumer:
         # Catch-up reads whole partitions: bigger fetches than the live consumer's.
-        return new_consumer(
-            self._settings,
+        return self._kafka.consumer(
             "herald-history",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=min(
@@ -60,7 +63,7 @@ class History:
             ),
         )
 
-    async def _lookup_consumer(self) -> AIOKafkaConsumer:
+    async def _lookup_consumer(self) -> Consumer:
         async with self._starting:
             if self._lookup is None:
                 consumer = self._consumer()
@@ -68,7 +71,20 @@ class History:
                 self._lookup = consumer
             return self._lookup
 
-    async def _start(self, consumer: AIOKafkaConsumer) -> None:
+    async def _lookup_admin(self) -> Admin:
+        async with self._starting:
+            if self._admin is None:
+                admin = self._kafka.admin("herald-history-admin")
+                try:
+                    await self._guard(admin.start())
+                except BaseException:
+                    with contextlib.suppress(BaseException):
+                        await admin.close()
+                    raise
+                self._admin = admin
+            return self._admin
+
+    async def _start(self, consumer: Consumer) -> None:
         """Start ``consumer``, or leave nothing open: a start cut short by a timeout or by
         the client leaving would otherwise strand the connection it was opening."""
         starting = asyncio.ensure_future(consumer.start())
@@ -85,16 +101,15 @@ class History:
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
                 return await step
-        except (KafkaError, TimeoutError, OSError) as exc:
-            raise KafkaUnavailable(
-                f"cannot read Kafka history: {exc!r}", retry_after=_RETRY_AFTER_S
-            ) from None
+        except FAILURES as exc:
+            log.warning("history: Kafka read failed: %r", exc)
+            raise KafkaUnavailable("cannot read this topic's history from Kafka") from None
 
     async def partition_count(self, topic: str) -> int:
         """How many partitions Kafka has for ``topic`` (0 while it does not exist)."""
-        consumer = await self._lookup_consumer()
-        partitions = await self._guard(_partitions(consumer, topic))
-        return len(partitions)
+        admin = await self._lookup_admin()
+        counts = await self._guard(admin.partition_counts([topic]))
+        return counts.get(topic, 0)
 
     async def beginnings(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The oldest offset Kafka still holds in each partition."""
@@ -122,7 +137,7 @@ class History:
 
     async def records(
         self, topic: str, start: dict[int, int], stop: dict[int, int]
-    ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    ) -> AsyncGenerator[list[Record], None]:
         """Batches of records with ``start[p] <= offset < stop[p]``, in order per partition."""
         wanted = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
         if not wanted:
@@ -146,7 +161,7 @@ class History:
                             *[tps[p] for p in remaining], timeout_ms=500, max_records=_MAX_RECORDS
                         )
                     )
-                    out: list[ConsumerRecord[bytes, bytes]] = []
+                    out: list[Record] = []
                     for tp, records in batches.items():
                         end = wanted[tp.partition][1]
                         out.extend(r for r in records if r.offset < end)
@@ -166,13 +181,5 @@ class History:
                 else:
                     # A read cut short (an error, the client left) may have left anything
                     # half done in its consumer.
-                    with contextlib.suppress(KafkaError, OSError):
+                    with contextlib.suppress(*FAILURES):
                         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    # The consumer caches metadata only for topics it reads: fetch this one's first.
-    cluster = await consumer._client.fetch_all_metadata()
-    if topic not in cluster.topics():
-        return set()  # asking for it would log an error for a topic that is simply new
-    return cluster.partitions_for_topic(topic) or set()

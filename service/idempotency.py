@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEADER = "herald-idempotency"
-MAX_KEY_CHARS = 128
+# An Idempotency-Key header (or a WebSocket publish ref) is at most this long.
+MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)

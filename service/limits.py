@@ -1,4 +1,4 @@
-"""Limits that keep one client from hurting the others: rates and connection counts."""
+"""Rates that keep one client from hurting the others (connection counts: streams.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .errors import RateLimited, ServiceBusy
+from .errors import RateLimited
 
 # Buckets of clients not seen for a while are forgotten first beyond this many.
 _MAX_BUCKETS = 100_000
@@ -54,34 +54,3 @@ class RateLimiter:
         while len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
         bucket.take(amount)
-
-
-class ConnectionLimits:
-    """Open streaming connections, per client address and in all."""
-
-    def __init__(self, per_address: int, total: int) -> None:
-        self._per_address = per_address
-        self._total = total
-        self._open: dict[str, int] = {}
-        self.count = 0
-
-    def acquire(self, address: str) -> None:
-        """Count a new connection; 503 past the global cap, 429 past the per-address one."""
-        if self.count >= self._total:
-            raise ServiceBusy(
-                f"this instance holds its maximum of {self._total} connections", retry_after=5
-            )
-        if self._open.get(address, 0) >= self._per_address:
-            raise RateLimited(
-                f"at most {self._per_address} connections per client address", retry_after=5
-            )
-        self._open[address] = self._open.get(address, 0) + 1
-        self.count += 1
-
-    def release(self, address: str) -> None:
-        left = self._open.get(address, 0) - 1
-        if left > 0:
-            self._open[address] = left
-        else:
-            self._open.pop(address, None)
-        self.count -= 1

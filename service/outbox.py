@@ -3,57 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from .events import Event, EventRun, Scope
+from .subscription import Subscription
 from .wire import Format, event_frame, event_ws_frame, own_event_frame, ws_frame
 
 # What a drain yields: frames of the wire format, or whole WebSocket frames.
 _F = TypeVar("_F", bytes, str, bytes | str)
 
 
-@dataclass(eq=False, slots=True)
-class Subscription:
-    """One topic (optionally one key) that a connection follows, and where it stands."""
-
-    topic: str
-    key: str | None
-    outbox: Outbox
-    # The id of the last event handed to the client: the resume point if it must reconnect.
-    cursor: str
-    # Events whose partition offset is below this are already covered by the start cursor;
-    # they may still be in flight from the consumer when a resume replays the ring.
-    skip_below: dict[int, int] = field(default_factory=dict)
-    # A whole-topic resume's start: ids are raised to it until this instance's own cursor
-    # passes it (see Event.raised_to), then this is dropped and frames are shared again.
-    floor: dict[int, int] | None = None
-    # Which id its events carry: fixed by the key, kept as a field (read per delivery).
-    scope: Scope = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.scope = Scope.PARTITION if self.key is not None else Scope.TOPIC
-
-    def own_id(self, event: Event) -> str | None:
-        """This subscriber's id for ``event`` when the shared one would go back; else None."""
-        if self.floor is None:
-            return None
-        raised = event.raised_to(self.floor)
-        if raised is None:
-            self.floor = None  # cursors only grow from here: shared ids are exact again
-            return None
-        return raised.encode(self.topic)
-
-
 class DirectWrite(Protocol):
-    """A connection's socket, written from the fan-out itself (see transports/direct.py)."""
+    """A connection's socket, written from the fan-out itself (see transports/fast_path.py)."""
 
     def deliver(self, run: EventRun) -> bool:
         """Write the frames of ``run`` now if the socket takes them at once; else False."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection now, with whatever it still buffers (a stalled client)."""
         ...
 
 
@@ -310,87 +281,6 @@ _monotonic = time.monotonic
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-class Pulse:
-    """A connection's one timer: a heartbeat frame after ``heartbeat_s`` of silence, and
-    ``on_stuck`` once a single write has taken longer than ``send_timeout_s``.
-
-    The timer re-arms itself: a quiet connection's fires once per heartbeat interval, and
-    a write (``writing``) brings it forward to the write's deadline only when it would fire
-    later. Nothing is scheduled per event or per write.
-    """
-
-    __slots__ = (
-        "_due",
-        "_heartbeat",
-        "_heartbeat_s",
-        "_on_stuck",
-        "_outbox",
-        "_send_timeout_s",
-        "_timer",
-    )
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        heartbeat: bytes | str,
-        heartbeat_s: float,
-        send_timeout_s: float | None = None,
-        on_stuck: Callable[[], None] | None = None,
-    ) -> None:
-        self._outbox = outbox
-        self._heartbeat = heartbeat
-        self._heartbeat_s = heartbeat_s
-        self._send_timeout_s = send_timeout_s if on_stuck is not None else None
-        self._on_stuck = on_stuck
-        self._timer: asyncio.TimerHandle | None = None
-        self._due = math.inf  # time.monotonic() at which the timer fires
-
-    def start(self) -> None:
-        self._arm(self._heartbeat_s, time.monotonic())
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def writing(self, now: float) -> None:
-        """A write begins at ``now`` (time.monotonic()): it has ``send_timeout_s`` to end."""
-        self._outbox.writing_since = now
-        timeout = self._send_timeout_s
-        if timeout is not None and self._timer is not None and self._due > now + timeout:
-            self._arm(timeout, now)
-
-    def _arm(self, delay: float, now: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._due = now + delay
-        self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
-
-    def _tick(self) -> None:
-        self._timer = None
-        outbox = self._outbox
-        now = time.monotonic()
-        quiet = now - outbox.drained_at
-        writing_since = outbox.writing_since
-        if writing_since:
-            # Inside a write the connection is not quiet; its deadline is what matters.
-            due = self._heartbeat_s
-            if self._send_timeout_s is not None:
-                left = writing_since + self._send_timeout_s - now
-                if left <= 0:
-                    assert self._on_stuck is not None
-                    self._on_stuck()
-                    return
-                due = min(due, left)
-        elif quiet >= self._heartbeat_s:
-            # Keeps proxies and load balancers from closing a quiet connection.
-            outbox.put_control(self._heartbeat)
-            due = self._heartbeat_s
-        else:
-            due = self._heartbeat_s - quiet
-        self._arm(max(due, 0.001), now)
 
 
 def _as_is(frame: bytes | str) -> bytes | str:

@@ -7,8 +7,11 @@ writer of every subscriber of that format.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+import msgpack
 
 _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
@@ -50,3 +53,24 @@ def _text_problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return "a lone surrogate, which is not Unicode text"
     return None
+
+
+def decode_value(value: bytes, is_msgpack: bool) -> Any:
+    """A record value as event data; values not written by Herald arrive as text."""
+    # RecursionError too: a record nested absurdly deep must not poison every delivery; and
+    # data one wire format cannot carry (another producer's) is delivered as its text.
+    try:
+        if is_msgpack:
+            decoded = msgpack.unpackb(value, raw=False)
+        else:
+            decoded = json.loads(value, parse_constant=_refuse)
+    except (ValueError, RecursionError, msgpack.UnpackException):
+        pass
+    else:
+        if problem(decoded) is None:
+            return decoded
+    return value.decode("utf-8", errors="replace")
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from quart import Response
 from werkzeug.exceptions import HTTPException
 
 from .cache_policy import NEVER
@@ -37,11 +36,3 @@ def problem_of(error: HeraldError | HTTPException) -> tuple[int, bytes, list[tup
         "detail": error.description or error.name,
     }
     return status, json.dumps(body).encode(), [("Cache-Control", NEVER)]
-
-
-def problem_response(error: HeraldError | HTTPException) -> Response:
-    status, body, headers = problem_of(error)
-    response = Response(body, status=status, mimetype=PROBLEM_JSON)
-    for name, value in headers:
-        response.headers[name] = value
-    return response

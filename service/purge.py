@@ -80,7 +80,8 @@ class Purger:
             self._wake.clear()
             waits = [self._purged_at[topic] + interval - now for topic in self._changed]
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(waits) if waits else None)
+                async with asyncio.timeout(min(waits) if waits else None):
+                    await self._wake.wait()
 
     async def _purge(self, topic: str) -> None:
         assert self._client is not None

@@ -16,9 +16,10 @@ from typing import Any
 from .broadcaster import Broadcaster
 from .cursor import Cursor, Reading
 from .errors import BadCursor
-from .events import Event, Scope, event_of
+from .events import Event, Scope
 from .history import History
-from .outbox import Subscription
+from .records import event_of
+from .subscription import Subscription
 
 EARLIEST = "earliest"
 

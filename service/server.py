@@ -15,14 +15,15 @@ import socket
 import subprocess
 import sys
 import types
+from typing import cast
 
 import uvloop
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.typing import ASGIFramework
 
 from .app import create_app
 from .config import Settings
-from .state import Herald
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,9 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
     # above it because Hypercorn 0.18 does not close promptly once its cap is hit and the
     # client sends another frame (its buffer is not cleared after FrameTooLargeError).
     config.websocket_max_message_size = 2 * settings.max_body_bytes + 64 * 1024
-    # Unbounded, as Quart's own queue was (transports/asgi.py now reads Hypercorn's directly):
-    # once an app stops reading (a WebSocket closed for a flood), Hypercorn's put of the
-    # disconnect into a full bounded queue blocks for good and the socket is never closed.
+    # Unbounded: once an app stops reading (a WebSocket closed for a flood), Hypercorn's put
+    # of the disconnect into a full bounded queue blocks for good and the socket is never
+    # closed.
     config.max_app_queue_size = 0
     # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
     # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
@@ -58,15 +59,14 @@ def serve_one(settings: Settings, listen_fd: int | None = None) -> None:
 
 
 async def run(settings: Settings, listen_fd: int | None = None) -> None:
-    app = create_app(settings)
-    h: Herald = app.extensions["herald"]
+    herald = create_app(settings)
     tune_garbage_collector(settings.gc_threshold)
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
         log.info("signal %d: telling clients to reconnect, then stopping", signum)
         # Streams end themselves first: Hypercorn's graceful timeout would cut them mid-body.
-        h.begin_shutdown()
+        herald.lifecycle.begin_shutdown()
         stop.set()
 
     loop = asyncio.get_running_loop()
@@ -80,7 +80,10 @@ async def run(settings: Settings, listen_fd: int | None = None) -> None:
         settings.kafka_bootstrap,
         os.getpid(),
     )
-    await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait)
+    # mode="asgi": the router is an ASGI app whose call returns the route's coroutine, which
+    # Hypercorn's own check (a coroutine function) would not recognise.
+    app = cast("ASGIFramework", herald.asgi)
+    await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait, mode="asgi")
 
 
 def tune_garbage_collector(threshold: int) -> None:

@@ -12,3 +12,10 @@ async def stop(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def own_cancel(ours: bool) -> bool:
+    """In an ``except CancelledError``: whether the cancel was this task's own doing
+    (``ours``: it cancelled itself) and nothing else cancelled it too."""
+    task = asyncio.current_task()
+    return ours and task is not None and task.uncancel() == 0

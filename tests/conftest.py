@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from .processes import HeraldProcess, KafkaBroker, StartServer
+from .processes import HeraldProcess, KafkaBroker
+from .serving import StartServer
 from .tokens import ISSUED
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker for the session: HERALD_TEST_KAFKA_BOOTSTRAP if given, else a local one."""
-    given = os.environ.get("HERALD_TEST_KAFKA_BOOTSTRAP")
+    """A broker for the session: TEST_KAFKA_BOOTSTRAP if given, else a local one."""
+    given = os.environ.get("TEST_KAFKA_BOOTSTRAP")
     if given:
         yield given
         return
@@ -88,8 +89,9 @@ def topic() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Wherever it lives: a test that needs the broker (through any fixture) is marked.
     for item in items:
-        if Path(str(item.fspath)).parent.name == "integration":
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kafka)
 
 

@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
@@ -46,8 +46,8 @@ class KafkaBroker:
     """One local KRaft node started through deploy/kafka/kafka.sh on free loopback ports."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.controller_port = free_port()
+        # Chosen together: two sockets closed one after the other may get the same port.
+        self.port, self.controller_port = free_ports(2)
         self.data_dir = data_dir
         self.bootstrap = f"127.0.0.1:{self.port}"
 
@@ -199,11 +199,11 @@ class HeraldProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-Server = TypeVar("Server", bound=HeraldProcess)
+P = TypeVar("P", bound=HeraldProcess)
 
 
 @asynccontextmanager
-async def serving(server: Server) -> AsyncIterator[Server]:
+async def serving(server: P) -> AsyncIterator[P]:
     """``server`` started and ready for the block, and stopped after it however it ends."""
     server.start()
     try:
@@ -211,12 +211,6 @@ async def serving(server: Server) -> AsyncIterator[Server]:
         yield server
     finally:
         server.stop()
-
-
-class StartServer(Protocol):
-    """Starts a Herald process with ``HERALD_*`` settings given as keyword arguments."""
-
-    def __call__(self, **settings: str) -> Awaitable[HeraldProcess]: ...
 
 
 class Proxy:
@@ -239,7 +233,7 @@ class Proxy:
             f"{self.name}_DIR": str(self.work_dir),
         }
         if origins:
-            env["HERALD_ORIGINS"] = ",".join(f"127.0.0.1:{origin.port}" for origin in origins)
+            env["PROXY_ORIGINS"] = ",".join(f"127.0.0.1:{origin.port}" for origin in origins)
         return env
 
     def up(self, origins: list[HeraldProcess]) -> None:

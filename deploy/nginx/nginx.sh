@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # nginx (Debian's nginx package) terminating TLS (HTTP/2) in front of Herald instances.
-#   nginx.sh up      write the config for HERALD_ORIGINS, start nginx, wait until it answers
+#   nginx.sh up      write the config for PROXY_ORIGINS, start nginx, wait until it answers
 #   nginx.sh down    stop the nginx started by `up`
-# Environment (all optional): NGINX_PORT (8443), HERALD_ORIGINS (comma-separated host:port,
+# Environment (all optional): NGINX_PORT (8443), PROXY_ORIGINS (comma-separated host:port,
 # default 127.0.0.1:8080), NGINX_DIR (.run/nginx), NGINX_TLS_CERT and NGINX_TLS_KEY (default:
 # a self-signed certificate for 127.0.0.1 and localhost, made once in NGINX_DIR).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 port=${NGINX_PORT:-8443}
-origins=${HERALD_ORIGINS:-127.0.0.1:8080}
+origins=${PROXY_ORIGINS:-127.0.0.1:8080}
 dir=${NGINX_DIR:-$here/../../.run/nginx}
 # shellcheck source=../process.sh
 . "$here/../process.sh"

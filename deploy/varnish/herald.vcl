@@ -3,7 +3,7 @@ vcl 4.1;
 # what is kept and for how long; concurrent misses of one URL wait for one origin request
 # (long-polls included); streams and WebSockets go straight through, unbuffered; PURGE with a
 # Surrogate-Key header drops every object tagged with one of its keys.
-# varnish.sh writes the backends and the `origin` director below from HERALD_ORIGINS.
+# varnish.sh writes the backends and the `origin` director below from PROXY_ORIGINS.
 
 import directors;
 import std;

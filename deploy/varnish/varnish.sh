@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Varnish (Debian's varnish package) in front of one or more Herald instances.
-#   varnish.sh up      write the VCL for HERALD_ORIGINS, start varnishd, wait until it answers
+#   varnish.sh up      write the VCL for PROXY_ORIGINS, start varnishd, wait until it answers
 #   varnish.sh down    stop the varnishd started by `up`
 #   varnish.sh stat    varnishstat counters of this instance (one line each)
-# Environment (all optional): VARNISH_PORT (6081), HERALD_ORIGINS (comma-separated host:port,
+# Environment (all optional): VARNISH_PORT (6081), PROXY_ORIGINS (comma-separated host:port,
 # default 127.0.0.1:8080), VARNISH_DIR (.run/varnish), VARNISH_MEMORY (256m),
 # VARNISH_FIRST_BYTE_TIMEOUT (75s: longer than Herald's longest long-poll, HERALD_MAX_WAIT_S).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 port=${VARNISH_PORT:-6081}
-origins=${HERALD_ORIGINS:-127.0.0.1:8080}
+origins=${PROXY_ORIGINS:-127.0.0.1:8080}
 dir=${VARNISH_DIR:-$here/../../.run/varnish}
 memory=${VARNISH_MEMORY:-256m}
 first_byte=${VARNISH_FIRST_BYTE_TIMEOUT:-75s}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .. import tasks
 from ..errors import HeraldError
-from ..state import Opened
+from ..reads import Opened
 
 
 def start_catch_up(

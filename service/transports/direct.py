@@ -1,20 +1,23 @@
-"""Hypercorn's connection under a streaming request: whole frames onto it, without ASGI.
+"""The fast path's inside: whole frames onto Hypercorn's HTTP/1.1 connections, skipping ASGI.
 
-Under Hypercorn over HTTP/1.1 a WebSocket or an SSE stream can skip the per-message ASGI
-machinery: a writer task puts already-framed bytes onto the stream, and an idle connection
-takes an event straight from the fan-out (``SocketWrite``), with no task woken at all. Any
-other server, HTTP/2, or a Hypercorn that changed underneath gets None here and the plain
-ASGI path.
+Quarantined: the only module of Herald that reaches into Hypercorn's private parts, imported
+lazily by fast_path.load and used only when ``probe`` recognises the running Hypercorn. Under
+Hypercorn over HTTP/1.1 a WebSocket or an SSE stream can skip the per-message ASGI machinery:
+a writer task puts already-framed bytes onto the stream, and an idle connection takes an event
+straight from the fan-out (``SocketWrite``), with no task woken at all. A connection it does
+not recognise (HTTP/2, another server) gets None and the plain ASGI path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
+import logging
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import h11
 from hypercorn.asyncio.tcp_server import TCPServer
@@ -22,54 +25,104 @@ from hypercorn.protocol.events import Data
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
-from quart import Quart
 
+from ..asgi import Send
 from ..events import EventRun
 from ..metrics import Tally
 from ..wire import Format
+from .fast_path import FastPath, FrameOf, WriteBytes
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-# Each connection's ASGI send callable, kept in its scope under this name.
-ASGI_SEND = "herald.asgi_send"
-# A run's bytes for one kind of connection (shared by all connections of that kind).
-FrameOf = Callable[[EventRun, Format], bytes]
+log = logging.getLogger(__name__)
+
+# The Hypercorn releases whose insides this module was written and tested against.
+TESTED = ("0.17", "0.18")
 # struct linger {l_onoff = 1, l_linger = 0}: close() resets the connection.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
-def keep_asgi_send(app: Quart) -> None:
-    """Keep each request's ASGI ``send`` in its scope, for the transports to use directly.
-
-    Quart's ``websocket.send`` yields to the event loop before every frame (``sleep(0)``):
-    a whole loop iteration per frame per connection, once the largest cost of a fan-out.
-    """
-    inner = app.asgi_app
-
-    # Not a coroutine itself: it hands back Quart's, so no frame of its own stays on the
-    # stack of every open connection.
-    def asgi_app(scope: Any, receive: Any, send: Any) -> Coroutine[Any, Any, None]:
-        scope[ASGI_SEND] = send
-        return inner(scope, receive, send)
-
-    app.asgi_app = asgi_app  # type: ignore[method-assign]
-
-
-def asgi_send(scope: Mapping[str, Any]) -> Send | None:
-    return cast("Send | None", scope.get(ASGI_SEND))
-
-
-def ws_stream_writer(send: Send | None) -> Callable[[bytes], Awaitable[None]] | None:
-    """Whole WebSocket frames onto Hypercorn's stream: what its ``websocket.send`` does after
-    wsproto framed a message, for frames already framed (many in one write)."""
-    stream = getattr(send, "__self__", None)
-    if not isinstance(stream, WSStream):
+def probe() -> FastPath | None:
+    """The fast path if the installed Hypercorn is one it knows, else None (logged once)."""
+    version = importlib.metadata.version("hypercorn")
+    release = ".".join(version.split(".")[:2])
+    if release not in TESTED:
+        log.warning(
+            "direct writes: off: Hypercorn %s is not one of the releases they were tested with"
+            " (%s); every frame goes through ASGI",
+            version,
+            ", ".join(TESTED),
+        )
         return None
+    missing = [
+        name
+        for owner, name in (
+            # The chain a connection's ASGI send leads down (each one's instance parts are
+            # checked again per connection).
+            (WSStream, "app_send"),
+            (HTTPStream, "app_send"),
+            (H11Protocol, "stream_send"),
+            (TCPServer, "protocol_send"),
+            (ASGIWebsocketState, "CONNECTED"),
+            (ASGIHTTPState, "RESPONSE"),
+        )
+        if not hasattr(owner, name)
+    ]
+    if missing:
+        log.warning("direct writes: off: Hypercorn %s lacks %s", version, ", ".join(missing))
+        return None
+    log.info("direct writes: on (Hypercorn %s, HTTP/1.1 connections)", version)
+    return DirectWrites()
 
-    async def write(data: bytes) -> None:
-        if not stream.closed and stream.state is ASGIWebsocketState.CONNECTED:
-            await stream.send(Data(stream_id=stream.stream_id, data=data))
 
-    return write
+class DirectWrites:
+    """The fast path for connections served by Hypercorn over HTTP/1.1."""
+
+    def ws_writer(self, send: Send) -> WriteBytes | None:
+        """Whole WebSocket frames onto Hypercorn's stream: what its ``websocket.send`` does
+        after wsproto framed a message, for frames already framed (many in one write)."""
+        stream = getattr(send, "__self__", None)
+        if not isinstance(stream, WSStream):
+            return None
+
+        async def write(data: bytes) -> None:
+            if not stream.closed and stream.state is ASGIWebsocketState.CONNECTED:
+                await stream.send(Data(stream_id=stream.stream_id, data=data))
+
+        return write
+
+    def ws_socket(
+        self, send: Send, fmt: Format, frame: FrameOf, tally: Tally
+    ) -> SocketWrite | None:
+        """The socket under a WebSocket served by Hypercorn over HTTP/1.1, else None."""
+        stream = getattr(send, "__self__", None)
+        server = _tcp_server(stream)
+        if not isinstance(stream, WSStream) or server is None:
+            return None
+
+        def is_open() -> bool:
+            return stream.state is ASGIWebsocketState.CONNECTED and not stream.closed
+
+        return SocketWrite(server, is_open, fmt, frame, tally)
+
+    def sse_socket(self, send: Send, frame: FrameOf, tally: Tally) -> SocketWrite | None:
+        """The socket under a streamed response (headers sent) with chunked framing, else None.
+
+        ``frame`` gives whole HTTP/1.1 chunks: h11 frames a streamed body of an HTTP/1.1
+        client in chunks, and writing ours between its own keeps the body well-formed.
+        """
+        stream = getattr(send, "__self__", None)
+        server = _tcp_server(stream)
+        if not isinstance(stream, HTTPStream) or server is None:
+            return None
+        connection = getattr(stream.send.__self__, "connection", None)  # type: ignore[attr-defined]
+        if not isinstance(connection, h11.Connection) or connection.their_http_version != b"1.1":
+            return None
+        if type(getattr(connection, "_writer", None)).__name__ != "ChunkedWriter":
+            return None
+
+        def is_open() -> bool:
+            return stream.state is ASGIHTTPState.RESPONSE and not stream.closed
+
+        return SocketWrite(server, is_open, Format.SSE, frame, tally)
 
 
 class SocketWrite:
@@ -131,47 +184,12 @@ class SocketWrite:
         self._transport.abort()
 
 
-def ws_socket(send: Send | None, fmt: Format, frame: FrameOf, tally: Tally) -> SocketWrite | None:
-    """The socket under a WebSocket served by Hypercorn over HTTP/1.1, else None."""
-    stream = getattr(send, "__self__", None)
-    server = _tcp_server(stream)
-    if not isinstance(stream, WSStream) or server is None:
-        return None
-
-    def is_open() -> bool:
-        return stream.state is ASGIWebsocketState.CONNECTED and not stream.closed
-
-    return SocketWrite(server, is_open, fmt, frame, tally)
-
-
-def sse_socket(send: Send | None, frame: FrameOf, tally: Tally) -> SocketWrite | None:
-    """The socket under a streamed response (headers sent) with chunked framing, else None.
-
-    ``frame`` gives whole HTTP/1.1 chunks: h11 frames a streamed body of an HTTP/1.1 client
-    in chunks, and writing ours between its own keeps the body well-formed.
-    """
-    stream = getattr(send, "__self__", None)
-    server = _tcp_server(stream)
-    if not isinstance(stream, HTTPStream) or server is None:
-        return None
-    connection = getattr(stream.send.__self__, "connection", None)  # type: ignore[attr-defined]
-    if not isinstance(connection, h11.Connection) or connection.their_http_version != b"1.1":
-        return None
-    if type(getattr(connection, "_writer", None)).__name__ != "ChunkedWriter":
-        return None
-
-    def is_open() -> bool:
-        return stream.state is ASGIHTTPState.RESPONSE and not stream.closed
-
-    return SocketWrite(server, is_open, Format.SSE, frame, tally)
-
-
 def _tcp_server(stream: object) -> TCPServer | None:
     """The TCPServer under a stream of Hypercorn's HTTP/1.1 protocol on asyncio."""
     protocol = getattr(getattr(stream, "send", None), "__self__", None)
     if not isinstance(protocol, H11Protocol):
         return None
-    server = getattr(protocol.send, "__self__", None)
+    server: Any = getattr(protocol.send, "__self__", None)
     if not isinstance(server, TCPServer):
         return None
     # What SocketWrite uses; a Hypercorn without them gets the ASGI path.

@@ -1,14 +1,15 @@
-"""Who is asking: the client's address and the principal of its token, for any transport."""
+"""Who is asking: the client's address, its page's origin and the principal of its token."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Protocol
 
-from ..access import credential_from
+from ..access import Access, credential_from
 from ..auth import Principal
+from ..browser_security import Origins
+from ..config import Settings
 from ..errors import Forbidden
-from ..state import Herald
 
 
 class Headers(Protocol):
@@ -16,7 +17,7 @@ class Headers(Protocol):
 
 
 class Incoming(Protocol):
-    """What is read here of a request or a WebSocket: Quart's, or an ASGI scope's (scope.py)."""
+    """What is read here of a request or a WebSocket: Quart's, or an ASGI scope's (http.py)."""
 
     @property
     def headers(self) -> Headers: ...
@@ -32,32 +33,42 @@ class Incoming(Protocol):
     def remote_addr(self) -> str | None: ...
 
 
-def client_address(h: Herald, incoming: Incoming) -> str:
-    """The peer address, or the proxy-reported one when HERALD_TRUST_FORWARDED_FOR says so."""
-    if h.settings.trust_forwarded_for:
-        forwarded = incoming.headers.get("X-Forwarded-For") or ""
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return incoming.remote_addr or "unknown"
+class Gate:
+    """Identifies clients the same way on every transport."""
 
+    def __init__(self, settings: Settings, access: Access, origins: Origins) -> None:
+        self._settings = settings
+        self._access = access
+        self.origins = origins
 
-def origin_allowed(h: Herald, incoming: Incoming) -> bool:
-    return h.origins.allowed(incoming.headers.get("Origin"), incoming.scheme, incoming.host)
+    def address(self, incoming: Incoming) -> str:
+        """The peer address, or the proxy-reported one when HERALD_TRUST_FORWARDED_FOR says so."""
+        if self._settings.trust_forwarded_for:
+            forwarded = incoming.headers.get("X-Forwarded-For") or ""
+            first = forwarded.split(",")[0].strip()
+            if first:
+                return first
+        return incoming.remote_addr or "unknown"
 
+    def origin_allowed(self, incoming: Incoming) -> bool:
+        return self.origins.allowed(incoming.headers.get("Origin"), incoming.scheme, incoming.host)
 
-def principal_of(h: Herald, incoming: Incoming) -> Principal | None:
-    """The verified principal of the request's token (None without one).
+    def principal(self, incoming: Incoming) -> Principal | None:
+        """The verified principal of the request's token (None without one).
 
-    A cookie is sent by the browser on its own, whichever page asks: a cookie credential is
-    honoured only for pages of an allowed origin (no cross-site request forgery).
-    """
-    credential = credential_from(
-        incoming.headers.get("Authorization"),
-        incoming.args,
-        incoming.cookies,
-        h.settings.token_cookie,
-    )
-    if credential is not None and credential.source == "cookie" and not origin_allowed(h, incoming):
-        raise Forbidden("cookie credentials are not accepted from a page of another origin")
-    return h.access.principal(credential)
+        A cookie is sent by the browser on its own, whichever page asks: a cookie credential
+        is honoured only for pages of an allowed origin (no cross-site request forgery).
+        """
+        credential = credential_from(
+            incoming.headers.get("Authorization"),
+            incoming.args,
+            incoming.cookies,
+            self._settings.token_cookie,
+        )
+        if (
+            credential is not None
+            and credential.source == "cookie"
+            and not self.origin_allowed(incoming)
+        ):
+            raise Forbidden("cookie credentials are not accepted from a page of another origin")
+        return self._access.principal(credential)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import BadParameter
-
-MAX_KEY_CHARS = 256
+from ..events import MAX_KEY_CHARS
 
 
 def key_param(args: Mapping[str, str]) -> str | None:

@@ -1,143 +1,168 @@
-"""GET /v1/topics/{topic}/stream: Server-Sent Events, resumable through Last-Event-ID."""
+"""GET /v1/topics/{topic}/stream: Server-Sent Events, resumable through Last-Event-ID.
+
+A plain ASGI route: the route's own task writes the stream; a second one waits for the
+client to leave.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
-from quart import Blueprint, Response, request
-
+from .. import tasks
+from ..asgi import Receive, Scope, Send
 from ..errors import HeraldError
-from ..outbox import Outbox, Pulse, Subscription
-from ..state import Herald, Opened, herald
+from ..outbox import Outbox
+from ..pulse import Pulse
+from ..reads import Opened
+from ..subscription import Subscription
 from ..wire import Format, dump_json, run_sse_chunks, sse_frame
-from .asgi import serve_http
 from .catch_up import cancel, start_catch_up
-from .direct import Send, SocketWrite, asgi_send, sse_socket
-from .identity import client_address, principal_of
+from .http import Body, Request
 from .params import key_param
+from .streaming import StreamParts
 
 log = logging.getLogger(__name__)
-blueprint = Blueprint("sse", __name__)
-# Requests are served by transports/asgi.py: an open stream keeps neither its request
-# object nor a handler task of Quart's.
-blueprint.record_once(serve_http)
 
+ROUTE = "stream"
 HEARTBEAT = b": ping\r\n\r\n"
+MEDIA_TYPE = "text/event-stream; charset=utf-8"
+# Never cached, never buffered by a proxy (nginx reads X-Accel-Buffering).
+_HEADERS = [("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
 
 
-@blueprint.get("/v1/topics/<topic>/stream")
-async def stream(topic: str) -> Response:
-    h = herald()
-    key = key_param(request.args)
-    # A reconnecting EventSource sends the last id it saw; it wins over the first-connect URL.
-    since = request.headers.get("Last-Event-ID") or request.args.get("since") or None
-    principal = principal_of(h, request)
-    address = client_address(h, request)
-    outbox = Outbox(Format.SSE, h.settings.subscriber_queue_size)
-    h.connections.acquire(address)
-    # Released when the stream ends, or when the outbox is collected: a body that is never
-    # iterated (the client left first) never runs its own finally.
-    release = weakref.finalize(outbox, h.connections.release, address)
-    try:
-        opened = await h.open(outbox, topic, key, since, principal)
-    except BaseException:
-        release()
-        raise
-    preamble = sse_frame(retry=h.settings.sse_retry_ms)
-    if opened.reset_to is not None:
-        preamble += sse_frame(
-            event="reset",
-            id=opened.reset_to,
-            data=dump_json({"topic": topic, "key": key, "cursor": opened.reset_to}),
+@dataclass(frozen=True, slots=True)
+class SseRoute:
+    """Opens a subscription and streams it until the client leaves or must reconnect."""
+
+    parts: StreamParts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, topic: str) -> None:
+        parts = self.parts
+        request = Request(scope)
+        outbox = Outbox(Format.SSE, parts.settings.subscriber_queue_size)
+        address = parts.gate.address(request)
+        acquired = False
+        try:
+            key = key_param(request.args)
+            # A reconnecting EventSource sends the last id it saw; it wins over the URL's.
+            since = request.headers.get("Last-Event-ID") or request.args.get("since") or None
+            principal = parts.gate.principal(request)
+            parts.streams.acquire(address)
+            acquired = True
+            opened = await parts.reads.open(outbox, topic, key, since, principal)
+        except HeraldError as exc:
+            if acquired:
+                parts.streams.release(address)
+            await parts.answers.problem(send, request, ROUTE, exc)
+            return
+        try:
+            await self._stream(request, receive, send, outbox, opened)
+        finally:
+            parts.reads.close(opened.subscription)
+            parts.streams.release(address)
+
+    async def _stream(
+        self, request: Request, receive: Receive, send: Send, outbox: Outbox, opened: Opened
+    ) -> None:
+        parts = self.parts
+        settings, metrics = parts.settings, parts.metrics
+        subscription = opened.subscription
+        failed: list[HeraldError] = []
+        left: list[bool] = []
+        cut: list[bool] = []
+
+        def on_catch_up_error(exc: HeraldError) -> None:
+            failed.append(exc)
+            outbox.put_control(sse_frame(event="error", data=dump_json(exc.problem())))
+
+        def on_left(_watcher: object) -> None:
+            left.append(True)
+            outbox.wake()
+
+        handler = asyncio.current_task()
+
+        def on_stuck() -> None:
+            # The client stopped reading (or reads too slowly to matter): its connection
+            # goes, and with it what the server buffers for it. It resumes with Last-Event-ID.
+            log.info("SSE client took over %ss to take a chunk: closing", settings.send_timeout_s)
+            metrics.lagging.inc()
+            cut.append(True)
+            if outbox.direct is not None:
+                outbox.direct.abort()
+            elif handler is not None:
+                handler.cancel()
+
+        preamble = sse_frame(retry=settings.sse_retry_ms)
+        if opened.reset_to is not None:
+            body = {"topic": subscription.topic, "key": subscription.key, "cursor": opened.reset_to}
+            preamble += sse_frame(event="reset", id=opened.reset_to, data=dump_json(body))
+        headers = parts.answers.headers(request, _HEADERS, MEDIA_TYPE)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        parts.answers.counted(ROUTE, 200)
+        watcher = asyncio.create_task(Body(receive).wait_for_disconnect())
+        watcher.add_done_callback(on_left)
+        parts.streams.add(outbox)
+        metrics.connections.labels("sse").inc()
+        deliveries = metrics.deliveries.labels("sse")
+        catch_up = start_catch_up(opened, on_catch_up_error)
+        pulse = Pulse(
+            outbox, HEARTBEAT, settings.sse_heartbeat_s, settings.send_timeout_s, on_stuck
         )
-    response = Response(
-        _events(h, outbox, opened, preamble, release, asgi_send(request.scope)),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-    # Quart would otherwise cut every stream after RESPONSE_TIMEOUT (60 s).
-    response.timeout = None
-    return response
+        pulse.start()
+        monotonic = time.monotonic
+        try:
+            await _body(send, preamble)
+            # The headers are out: from here an idle stream takes events from the fan-out.
+            if parts.fast is not None:
+                outbox.direct = parts.fast.sse_socket(
+                    send, run_sse_chunks, metrics.direct_deliveries["sse"]
+                )
+            while True:
+                if not (outbox.ready or left):
+                    await outbox.wait()
+                if left:
+                    return
+                frames = outbox.drain()
+                if frames:
+                    # Everything pending goes out as one body chunk: one write, many events.
+                    if outbox.drained_events:
+                        deliveries.inc(outbox.drained_events)
+                    # Until the chunk is written, later events queue behind it; it has
+                    # HERALD_SEND_TIMEOUT_S to go.
+                    pulse.writing(monotonic())
+                    await _body(send, b"".join(f for f in frames if isinstance(f, bytes)))
+                    outbox.writing_since = 0.0
+                if cut or failed:
+                    break  # EventSource reconnects by itself with Last-Event-ID
+                if outbox.overflowed:
+                    metrics.lagging.inc()
+                    await _body(send, _goodbye("lagging", subscription))
+                    break
+                if outbox.closed:
+                    await _body(send, _goodbye("shutdown", subscription))
+                    break
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not tasks.own_cancel(bool(cut)):
+                raise  # the server stops this stream: not ours to swallow
+        finally:
+            outbox.direct = None
+            pulse.stop()
+            watcher.remove_done_callback(on_left)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await cancel(catch_up)
+            parts.streams.discard(outbox)
+            metrics.connections.labels("sse").dec()
 
 
-async def _events(
-    h: Herald,
-    outbox: Outbox,
-    opened: Opened,
-    preamble: bytes,
-    release: Callable[[], object],
-    send: Send | None,
-) -> AsyncIterator[bytes]:
-    subscription = opened.subscription
-    failed: list[HeraldError] = []
-
-    def on_catch_up_error(exc: HeraldError) -> None:
-        failed.append(exc)
-        outbox.put_control(sse_frame(event="error", data=dump_json(exc.problem())))
-
-    h.outboxes.add(outbox)
-    h.metrics.connections.labels("sse").inc()
-    deliveries = h.metrics.deliveries.labels("sse")
-    catch_up = start_catch_up(opened, on_catch_up_error)
-    handler = asyncio.current_task()
-    cut: list[bool] = []
-
-    def on_stuck() -> None:
-        # The client stopped reading (or reads too slowly to matter): its connection goes,
-        # and with it what the server buffers for it. It resumes with Last-Event-ID.
-        log.info("SSE client took over %ss to take a chunk: closing", h.settings.send_timeout_s)
-        h.metrics.lagging.inc()
-        cut.append(True)
-        if isinstance(outbox.direct, SocketWrite):
-            outbox.direct.abort()
-        elif handler is not None:
-            handler.cancel()
-
-    pulse = Pulse(
-        outbox, HEARTBEAT, h.settings.sse_heartbeat_s, h.settings.send_timeout_s, on_stuck
-    )
-    pulse.start()
-    monotonic = time.monotonic
-    try:
-        yield preamble
-        # The headers are out: from here an idle stream takes events from the fan-out.
-        outbox.direct = sse_socket(send, run_sse_chunks, h.metrics.direct_deliveries["sse"])
-        while True:
-            if not outbox.ready:
-                await outbox.wait()
-            frames = outbox.drain()
-            if frames:
-                # Everything pending goes out as one body chunk: one write, many events.
-                if outbox.drained_events:
-                    deliveries.inc(outbox.drained_events)
-                # Until the chunk is written, later events queue behind it; it has
-                # HERALD_SEND_TIMEOUT_S to go.
-                pulse.writing(monotonic())
-                yield b"".join(frame for frame in frames if isinstance(frame, bytes))
-                outbox.writing_since = 0.0
-            if cut:
-                return
-            if failed:
-                return  # EventSource reconnects by itself with Last-Event-ID
-            if outbox.overflowed:
-                h.metrics.lagging.inc()
-                yield _goodbye("lagging", subscription)
-                return
-            if outbox.closed:
-                yield _goodbye("shutdown", subscription)
-                return
-    finally:
-        outbox.direct = None
-        pulse.stop()
-        await cancel(catch_up)
-        h.close(subscription)
-        release()
-        h.outboxes.discard(outbox)
-        h.metrics.connections.labels("sse").dec()
+async def _body(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 def _goodbye(reason: str, subscription: Subscription) -> bytes:

@@ -1,7 +1,8 @@
 """GET /v1/ws: one WebSocket, many subscriptions, publishing too; JSON or msgpack frames.
 
-The connection's writer task is the only sender: control messages and events share its
-outbox, so a ``subscribed`` always precedes the events of that subscription.
+A plain ASGI route. The connection's writer (the route's own task) is the only sender:
+control messages and events share its outbox, so a ``subscribed`` always precedes the events
+of that subscription. A reader task takes the client's messages.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from quart import Blueprint, Response, websocket
-
+from .. import tasks
+from ..asgi import Receive, Scope, Send
 from ..auth import Principal
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
-from ..idempotency import MAX_KEY_CHARS
+from ..ingest import Ingest
 from ..limits import TokenBucket
-from ..outbox import Outbox, Pulse, Subscription
-from ..problems import problem_response
-from ..state import Herald, Opened, herald
+from ..outbox import Outbox
+from ..problems import PROBLEM_JSON, problem_of
+from ..pulse import Pulse
+from ..reads import Opened
+from ..subscription import Subscription
 from ..wire import (
     Format,
     batches,
@@ -32,83 +36,104 @@ from ..wire import (
     run_ws_frames,
     ws_frame,
 )
-from .asgi import Disconnected, serve_websockets
 from .catch_up import cancel, start_catch_up
-from .direct import Send, SocketWrite, asgi_send, ws_socket, ws_stream_writer
-from .identity import client_address, origin_allowed, principal_of
+from .fast_path import WriteBytes
+from .http import Request
+from .streaming import StreamParts
+from .ws_protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_IDLE,
+    CLOSE_LAGGING,
+    CLOSE_MALFORMED,
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TOO_BIG,
+    CLOSE_WRONG_FRAME,
+    HEARTBEATS,
+    SUBPROTOCOLS,
+    ProtocolViolation,
+    negotiate,
+    op_of,
+    ref_field,
+    text_field,
+)
 
 log = logging.getLogger(__name__)
-blueprint = Blueprint("websocket", __name__)
-blueprint.record_once(serve_websockets)
 
-# Each subprotocol: its frames' format, and whether the client takes ``batch`` messages.
-SUBPROTOCOLS = {
-    "herald.v1.json": (Format.JSON, False),
-    "herald.v1.msgpack": (Format.MSGPACK, False),
-    "herald.v1.batch.json": (Format.JSON, True),
-    "herald.v1.batch.msgpack": (Format.MSGPACK, True),
-}
-WriteBytes = Callable[[bytes], Awaitable[None]]
+ROUTE = "ws"
 SendFrame = Callable[[bytes | str], Awaitable[None]]
 # Frames written to the socket at once, at most about this many bytes (the send deadline
 # applies to each such write).
 WRITE_BYTES = 64 * 1024
 
-# Close codes (documented in the README and openapi.yaml).
-CLOSE_MALFORMED = 4400
-CLOSE_WRONG_FRAME = 4415
-CLOSE_LAGGING = 4409
-CLOSE_GOING_AWAY = 4503
-CLOSE_TOO_BIG = 1009
-CLOSE_TOKEN_EXPIRED = 4401
-CLOSE_IDLE = 4408
-CLOSE_RATE_LIMITED = 4429
-_MAX_REF_CHARS = MAX_KEY_CHARS
-# The same bytes for every connection of a format.
-_HEARTBEATS = {
-    fmt: encode_message({"op": "heartbeat"}, fmt) for fmt in (Format.JSON, Format.MSGPACK)
-}
+
+class Disconnected(Exception):
+    """The client is gone: there is nothing more to read."""
 
 
-class ProtocolViolation(Exception):
-    """The client broke the protocol: the connection closes with ``code``."""
+@dataclass(frozen=True, slots=True)
+class WebSocketRoute:
+    """Accepts WebSockets (or refuses them with an HTTP answer) and runs each connection."""
 
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    parts: StreamParts
+    ingest: Ingest
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return  # the client left before the handshake
+        request = Request(scope)
+        subprotocol = negotiate(list(scope.get("subprotocols") or []))
+        if subprotocol is None:
+            message = f"offer one of {', '.join(SUBPROTOCOLS)}".encode()
+            await self._refuse(send, scope, request, 400, message, "text/plain")
+            return
+        fmt, batch = SUBPROTOCOLS[subprotocol] if subprotocol else (Format.JSON, False)
+        # Refused before the upgrade: a page of another site must not ride on a visitor's
+        # cookies (cross-site WebSocket hijacking), and limits hold before any work is done.
+        gate, streams = self.parts.gate, self.parts.streams
+        address = gate.address(request)
+        try:
+            if not gate.origin_allowed(request):
+                raise Forbidden("WebSocket from a page of another origin")
+            principal = gate.principal(request)
+            streams.acquire(address)
+        except HeraldError as exc:
+            await self._refuse_problem(send, scope, request, exc)
+            return
+        try:
+            await send({"type": "websocket.accept", "subprotocol": subprotocol or None})
+            connection = Connection(self, request, receive, send, fmt, principal, address, batch)
+            await connection.run()
+        finally:
+            streams.release(address)
 
-@blueprint.websocket("/v1/ws")
-async def ws() -> Response | None:
-    h = herald()
-    subprotocol = _negotiate(websocket.requested_subprotocols)
-    if subprotocol is None:
-        return Response(f"offer one of {', '.join(SUBPROTOCOLS)}", status=400)
-    fmt, batch = SUBPROTOCOLS[subprotocol] if subprotocol else (Format.JSON, False)
-    # Refused before the upgrade: a page of another site must not ride on a visitor's
-    # cookies (cross-site WebSocket hijacking), and limits hold before any work is done.
-    if not origin_allowed(h, websocket):
-        return problem_response(Forbidden("WebSocket from a page of another origin"))
-    address = client_address(h, websocket)
-    try:
-        principal = principal_of(h, websocket)
-        h.connections.acquire(address)
-    except HeraldError as exc:
-        return problem_response(exc)
-    try:
-        await websocket.accept(subprotocol=subprotocol or None)
-        await Connection(h, fmt, principal, batch).run()
-    finally:
-        h.connections.release(address)
-    return None
+    async def _refuse_problem(
+        self, send: Send, scope: Scope, request: Request, error: HeraldError
+    ) -> None:
+        status, body, headers = problem_of(error)
+        await self._refuse(send, scope, request, status, body, PROBLEM_JSON, headers)
 
-
-def _negotiate(requested: list[str]) -> str | None:
-    """The first subprotocol the client offers that Herald speaks; "" when it offers none."""
-    if not requested:
-        return ""
-    return next((name for name in requested if name in SUBPROTOCOLS), None)
+    async def _refuse(
+        self,
+        send: Send,
+        scope: Scope,
+        request: Request,
+        status: int,
+        body: bytes,
+        media_type: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """An HTTP answer instead of the upgrade, where the server can send one (the ASGI
+        ``websocket.http.response`` extension); else a plain refusal (403)."""
+        answers = self.parts.answers
+        answers.counted(ROUTE, status)
+        if "websocket.http.response" not in (scope.get("extensions") or {}):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        raw = answers.headers(request, headers or [], media_type)
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 class Connection:
@@ -117,70 +142,92 @@ class Connection:
     # Thousands are held open at once, most of them idle: no per-instance dict.
     __slots__ = (
         "address",
+        "args",
         "batch",
         "catch_ups",
         "ended",
         "expired",
         "fmt",
-        "h",
+        "ingest",
         "message_rate",
         "outbox",
+        "parts",
         "principal",
         "pulse",
+        "receive",
+        "send",
+        "stuck",
         "subscriptions",
         "writer",
     )
 
     def __init__(
-        self, h: Herald, fmt: Format, principal: Principal | None, batch: bool = False
+        self,
+        route: WebSocketRoute,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        fmt: Format,
+        principal: Principal | None,
+        address: str,
+        batch: bool = False,
     ) -> None:
-        self.h = h
+        self.parts = route.parts
+        self.ingest = route.ingest
+        self.args = request.args
+        self.receive = receive
+        self.send = send
         self.fmt = fmt
         self.batch = batch
         self.principal = principal
-        self.address = client_address(h, websocket)
-        # Inbound messages wait in the server's queue without bound: a flood is cut off here.
-        self.message_rate = TokenBucket(
-            h.settings.ws_message_rate_per_s, h.settings.ws_message_burst
-        )
-        self.outbox = Outbox(fmt, h.settings.subscriber_queue_size)
+        self.address = address
+        settings = self.parts.settings
+        # Inbound messages wait in the server's queue: a flood is cut off here.
+        self.message_rate = TokenBucket(settings.ws_message_rate_per_s, settings.ws_message_burst)
+        self.outbox = Outbox(fmt, settings.subscriber_queue_size)
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self.ended = False
         self.expired = False
+        self.stuck = False
         self.pulse: Pulse | None = None
         self.writer: asyncio.Task[Any] | None = None
 
     async def run(self) -> None:
         """Write in this task until the connection ends; read in a task of its own."""
-        h = self.h
-        h.outboxes.add(self.outbox)
-        h.metrics.connections.labels("ws").inc()
+        parts = self.parts
+        settings = parts.settings
+        parts.streams.add(self.outbox)
+        parts.metrics.connections.labels("ws").inc()
         # Installed before the reader starts: its subscribes hold direct writes (holding).
-        self.outbox.direct = ws_socket(
-            asgi_send(websocket.scope),
-            self.fmt,
-            run_ws_batches if self.batch else run_ws_frames,
-            h.metrics.direct_deliveries["ws"],
-        )
+        if parts.fast is not None:
+            self.outbox.direct = parts.fast.ws_socket(
+                self.send,
+                self.fmt,
+                run_ws_batches if self.batch else run_ws_frames,
+                parts.metrics.direct_deliveries["ws"],
+            )
         reader = asyncio.create_task(self._read())
         reader.add_done_callback(self._stop_writing)
         expiry = None
         if self.principal is not None and self.principal.expires_at is not None:
             # A timer, not a task: the writer closes (as the only sender) when it fires.
-            left = self.principal.expires_at + h.settings.jwt_leeway_s - time.time()
+            left = self.principal.expires_at + settings.jwt_leeway_s - time.time()
             expiry = asyncio.get_running_loop().call_later(max(0.0, left), self._expire)
         self.writer = asyncio.current_task()
         pulse = self.pulse = Pulse(
             self.outbox,
-            _HEARTBEATS[self.fmt],
-            h.settings.ws_heartbeat_s,
-            h.settings.send_timeout_s,
+            HEARTBEATS[self.fmt],
+            settings.ws_heartbeat_s,
+            settings.send_timeout_s,
             self._stuck,
         )
         pulse.start()
         try:
             await self._write()
+        except asyncio.CancelledError:
+            if not tasks.own_cancel(self.stuck):
+                raise
         finally:
             self.outbox.direct = None
             pulse.stop()
@@ -193,9 +240,9 @@ class Connection:
             for task in self.catch_ups.values():
                 await cancel(task)
             for subscription in self.subscriptions.values():
-                h.close(subscription)
-            h.outboxes.discard(self.outbox)
-            h.metrics.connections.labels("ws").dec()
+                parts.reads.close(subscription)
+            parts.streams.discard(self.outbox)
+            parts.metrics.connections.labels("ws").dec()
 
     def _stop_writing(self, _task: object) -> None:
         # The reader ended the connection (or the client left): the writer returns.
@@ -215,7 +262,7 @@ class Connection:
             pass
 
     async def _subscribe_from_url(self) -> None:
-        args = websocket.args
+        args = self.args
         if args.get("topic"):
             try:
                 await self._subscribe(
@@ -230,27 +277,39 @@ class Connection:
                 # The URL is no frame: its problems are reported, the connection stays.
                 self._send({"op": "error", "code": "malformed", "message": exc.reason})
 
+    async def _next_frame(self) -> bytes | str:
+        """The client's next message; Disconnected once it left."""
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                text = message.get("text")
+                if text is not None:
+                    return str(text)
+                data = message.get("bytes")
+                return bytes(data) if data is not None else b""
+            if kind == "websocket.disconnect":
+                raise Disconnected
+
     async def _read_one(self) -> bool:
         """Take the next message; False once the connection ends (closed, or the client left).
 
         A call per message: nothing of the last one stays referenced while the reader waits.
         """
+        settings = self.parts.settings
         try:
             if self.subscriptions:
-                frame = await websocket.receive()
+                frame = await self._next_frame()
             else:
                 # A connection that follows nothing and says nothing is only holding a socket.
-                idle = self.h.settings.ws_idle_timeout_s
-                frame = await asyncio.wait_for(websocket.receive(), idle)
+                async with asyncio.timeout(settings.ws_idle_timeout_s):
+                    frame = await self._next_frame()
         except TimeoutError:
             await self._close(CLOSE_IDLE, "idle: no subscription and no message")
             return False
         except Disconnected:
             return False
-        if frame is None:
-            # Quart hands over an empty binary message as None (an empty text one as "").
-            frame = b""
-        if len(frame) > self.h.settings.max_body_bytes:
+        if len(frame) > settings.max_body_bytes:
             await self._close(CLOSE_TOO_BIG, "message too big")
             return False
         try:
@@ -271,15 +330,13 @@ class Connection:
         return True
 
     async def _handle(self, message: Any) -> None:
-        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
-            raise ProtocolViolation(CLOSE_MALFORMED, "a message is an object with an op")
-        op = message["op"]
+        op = op_of(message)
         if op == "subscribe":
             await self._subscribe(message)
         elif op == "unsubscribe":
-            topic, key = _text(message, "topic", True), _text(message, "key", False)
+            topic = text_field(message, "topic", True)
             assert topic is not None
-            await self._drop((topic, key))
+            await self._drop((topic, text_field(message, "key", False)))
         elif op == "publish":
             await self._publish(message)
         elif op == "ping":
@@ -288,17 +345,14 @@ class Connection:
             raise ProtocolViolation(CLOSE_MALFORMED, f"unknown op {op[:40]!r}")
 
     async def _subscribe(self, message: dict[str, Any]) -> None:
-        topic = _text(message, "topic", True)
-        key = _text(message, "key", False)
-        since = _text(message, "since", False)
+        topic = text_field(message, "topic", True)
+        key = text_field(message, "key", False)
+        since = text_field(message, "since", False)
         assert topic is not None
+        limit = self.parts.settings.max_subscriptions
         try:
-            if (topic, key) not in self.subscriptions and len(
-                self.subscriptions
-            ) >= self.h.settings.max_subscriptions:
-                raise TooManySubscriptions(
-                    f"at most {self.h.settings.max_subscriptions} subscriptions per connection"
-                )
+            if (topic, key) not in self.subscriptions and len(self.subscriptions) >= limit:
+                raise TooManySubscriptions(f"at most {limit} subscriptions per connection")
             with self.outbox.holding():
                 opened = await self._open(topic, key, since)
         except HeraldError as exc:
@@ -318,7 +372,7 @@ class Connection:
     async def _open(self, topic: str, key: str | None, since: str | None) -> Opened:
         """Subscribe, replacing any subscription to the same (topic, key), and queue the
         ``subscribed`` (and ``reset``) ahead of the subscription's first events."""
-        opened = await self.h.open(self.outbox, topic, key, since, self.principal)
+        opened = await self.parts.reads.open(self.outbox, topic, key, since, self.principal)
         await self._drop((topic, key))
         self.subscriptions[(topic, key)] = opened.subscription
         cursor = opened.reset_to or opened.subscription.cursor
@@ -343,30 +397,24 @@ class Connection:
         await cancel(self.catch_ups.pop(name, None))
         subscription = self.subscriptions.pop(name, None)
         if subscription is not None:
-            self.h.close(subscription)
+            self.parts.reads.close(subscription)
 
     async def _publish(self, message: dict[str, Any]) -> None:
-        ref = message.get("ref")
-        if ref is not None and (
-            isinstance(ref, bool)
-            or not (isinstance(ref, int) or (isinstance(ref, str) and len(ref) <= _MAX_REF_CHARS))
-        ):
-            raise ProtocolViolation(CLOSE_MALFORMED, "ref is a string or an integer")
-        topic = _text(message, "topic", True)
+        ref = ref_field(message)
+        topic = text_field(message, "topic", True)
         assert topic is not None
         event_fields = {name: message[name] for name in ("type", "key", "data") if name in message}
         # A string ref doubles as the publish's idempotency key: a client that resends after
         # a reconnect (to any instance) gets the original id and no second event.
         idempotency_key = ref if isinstance(ref, str) and ref.isprintable() and ref else None
+        ingest = self.ingest
         try:
-            event = self.h.validator.one(event_fields)
-            self.h.admit_publish(self.principal, self.address, topic, [event])
-            published, replayed = await self.h.ingest.publish(topic, [event], idempotency_key)
+            event = ingest.validator.one(event_fields)
+            ingest.admit(self.principal, self.address, topic, [event.key])
+            published, _replayed = await ingest.publish(topic, [event], idempotency_key)
         except HeraldError as exc:
             self._error(exc, ref)
             return
-        if not replayed:
-            self.h.metrics.published.inc()
         self._send({"op": "ack", "ref": ref, "id": published[0].as_dict()["id"]})
 
     # -- outbound --------------------------------------------------------------------------
@@ -378,13 +426,12 @@ class Connection:
         self._send({"op": "error", "code": exc.code, "message": exc.detail, "ref": ref, **context})
 
     def _stuck(self) -> None:
-        log.info(
-            "WebSocket client took over %ss to take a frame: closing",
-            self.h.settings.send_timeout_s,
-        )
-        self.h.metrics.lagging.inc()
+        settings = self.parts.settings
+        log.info("WebSocket client took over %ss to take a frame: closing", settings.send_timeout_s)
+        self.parts.metrics.lagging.inc()
+        self.stuck = True
         socket = self.outbox.direct
-        if isinstance(socket, SocketWrite):
+        if socket is not None:
             socket.abort()  # a close would wait for the buffered bytes to drain first
         assert self.writer is not None
         self.writer.cancel()
@@ -392,11 +439,12 @@ class Connection:
     async def _write(self) -> None:
         """The only sender: everything waiting goes out per wake-up, in order (see _flush)."""
         outbox = self.outbox
-        deliveries = self.h.metrics.deliveries.labels("ws")
-        send_asgi = asgi_send(websocket.scope)
-        write = ws_stream_writer(send_asgi)
+        metrics = self.parts.metrics
+        deliveries = metrics.deliveries.labels("ws")
+        fast = self.parts.fast
+        write = fast.ws_writer(self.send) if fast is not None else None
         # Made only when needed: thousands of idle connections hold their writer's locals.
-        send = _sender(send_asgi, self.fmt) if write is None else None
+        send = _sender(self.send, self.fmt) if write is None else None
         while True:
             # (A flag set during the last write found no wait to wake.)
             if not (outbox.ready or self.ended or self.expired):
@@ -412,9 +460,10 @@ class Connection:
             if outbox.drained_events:
                 deliveries.inc(outbox.drained_events)
             if outbox.overflowed:
-                self.h.metrics.lagging.inc()
+                metrics.lagging.inc()
+                goodbye = send or _sender(self.send, self.fmt)
                 for subscription in self.subscriptions.values():
-                    await websocket.send(
+                    await goodbye(
                         encode_message(
                             {
                                 "op": "lagging",
@@ -434,7 +483,7 @@ class Connection:
     async def _flush(self, write: WriteBytes | None, send: SendFrame | None) -> None:
         """Write what waits in the outbox.
 
-        Under Hypercorn the frames go onto the connection's stream as bytes: each event's
+        On the fast path the frames go onto the connection's stream as bytes: each event's
         frame is built once and shared by every connection, and what waits is one write.
         A batch client gets what waits as ``batch`` messages.
         """
@@ -464,7 +513,8 @@ class Connection:
     async def _close(self, code: int, reason: str) -> None:
         self.outbox.direct = None  # nothing may follow the close frame
         # A close reason is at most 123 bytes.
-        await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
+        text = reason.encode()[:120].decode(errors="ignore")
+        await self.send({"type": "websocket.close", "code": code, "reason": text})
 
 
 def _joined(frames: list[bytes]) -> list[bytes]:
@@ -474,25 +524,11 @@ def _joined(frames: list[bytes]) -> list[bytes]:
     return [b"".join(group) for group in groups(frames, WRITE_BYTES)]
 
 
-def _sender(asgi_send: Send | None, fmt: Format) -> SendFrame:
-    """Write one frame: straight to the server's ASGI send when the scope has it."""
-    if asgi_send is None:
-        return websocket.send  # served without the blueprint's ASGI wrapper
+def _sender(send: Send, fmt: Format) -> SendFrame:
+    """Write one frame as an ASGI ``websocket.send``."""
     key = "bytes" if fmt is Format.MSGPACK else "text"
 
-    def send(frame: bytes | str) -> Awaitable[None]:
-        return asgi_send({"type": "websocket.send", key: frame})
+    def send_frame(frame: bytes | str) -> Awaitable[None]:
+        return send({"type": "websocket.send", key: frame})
 
-    return send
-
-
-def _text(message: dict[str, Any], name: str, required: bool) -> str | None:
-    value = message.get(name)
-    if value is None:
-        if required:
-            raise ProtocolViolation(CLOSE_MALFORMED, f"{name} is required")
-        return None
-    # isprintable also refuses lone surrogates, which no wire format can carry back.
-    if not isinstance(value, str) or not value or len(value) > 1024 or not value.isprintable():
-        raise ProtocolViolation(CLOSE_MALFORMED, f"{name} must be a non-empty printable string")
-    return value
+    return send_frame

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from ..processes import ROOT, HeraldProcess, StartServer
+from ..processes import ROOT, HeraldProcess
+from ..serving import StartServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -12,7 +12,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, WebSocketRoute
 
 from ..clients import publish
-from ..processes import HeraldProcess, StartServer
+from ..processes import HeraldProcess
+from ..serving import StartServer
 from ..tokens import SECRET, token
 from .demo_page import PATIENCE_MS
 

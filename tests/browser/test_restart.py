@@ -10,7 +10,8 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from ..processes import HeraldProcess, StartServer
+from ..processes import HeraldProcess
+from ..serving import StartServer
 from .conftest import TOPICS
 from .demo_page import DemoPage, texts
 

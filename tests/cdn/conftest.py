@@ -16,11 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator
 import httpx
 import pytest
 
-from ..processes import HeraldProcess, Nginx, StartServer, Varnish
+from ..processes import HeraldProcess, Nginx, Varnish
+from ..serving import StartServer
 from ..tokens import SECRET
 
-SNAPSHOT = "snapshot.snapshot"
-HISTORY = "history.history"
+SNAPSHOT = "snapshot"
+HISTORY = "history"
 POLL_S = 0.1
 # A long-poll waits this long at most: longer than any test takes to publish.
 MAX_WAIT_S = "30"

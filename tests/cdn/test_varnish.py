@@ -9,7 +9,8 @@ import httpx
 from websockets.asyncio.client import connect
 
 from ..clients import publish, sse, ws_recv_op, ws_send
-from ..processes import HeraldProcess, StartServer, Varnish
+from ..processes import HeraldProcess, Varnish
+from ..serving import StartServer
 from ..tokens import token
 from .conftest import (
     HISTORY,

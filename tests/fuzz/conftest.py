@@ -1,7 +1,7 @@
 """Fuzz and abuse tests: one real Herald per module, publishing open, ``fz<run>-*`` exposed.
 
 Bounded for CI: every property runs ``examples(default)`` examples, derandomized so a run is
-reproducible. ``HERALD_FUZZ_EXAMPLES=N`` (``make fuzz``) runs N examples per property with
+reproducible. ``FUZZ_EXAMPLES=N`` (``make fuzz``) runs N examples per property with
 fresh random inputs instead.
 """
 
@@ -27,7 +27,7 @@ from ..processes import ROOT, HeraldProcess, serving
 OPENAPI_PATH = ROOT / "schemas" / "openapi.yaml"
 OPENAPI: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text())
 
-# Topics of this run: a broker given by HERALD_TEST_KAFKA_BOOTSTRAP keeps what earlier runs
+# Topics of this run: a broker given by TEST_KAFKA_BOOTSTRAP keeps what earlier runs
 # published (hostile events included), and a run must neither trip over them nor read them.
 RUN = uuid.uuid4().hex[:8]
 PREFIX = f"fz{RUN}-"
@@ -44,19 +44,19 @@ SERVER_SETTINGS = {
     # A tiny ring: resumes and history pages read Kafka, not only memory.
     "ring_size": "8",
     # Limits are not what these tests are about: keep them out of the way.
-    "publish_rate_per_s": "1000000",
-    "publish_burst": "1000000",
+    "publish_rate_per_address": "1000000",
+    "publish_burst_per_address": "1000000",
     "ws_message_rate_per_s": "1000000",
     "ws_message_burst": "1000000",
     "max_connections_per_address": "100000",
 }
 
 HEALTH_TOPIC = f"{PREFIX}health"
-LONG_RUN = os.environ.get("HERALD_FUZZ_EXAMPLES", "").strip()
+LONG_RUN = os.environ.get("FUZZ_EXAMPLES", "").strip()
 
 
 def examples(default: int) -> int:
-    """Examples per property: ``default`` in CI, ``HERALD_FUZZ_EXAMPLES`` for a long run."""
+    """Examples per property: ``default`` in CI, ``FUZZ_EXAMPLES`` for a long run."""
     return int(LONG_RUN) if LONG_RUN else default
 
 
@@ -103,6 +103,16 @@ async def fuzz_server(
     log = tmp_path_factory.mktemp("herald-fuzz") / f"{name}.log"
     async with serving(HeraldProcess(kafka_bootstrap, log, **SERVER_SETTINGS)) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+async def leaves_the_server_well(fuzz_server: HeraldProcess) -> AsyncIterator[None]:
+    """After every test: the server still serves, and logged no error while the test ran."""
+    start = fuzz_server.log_path.stat().st_size
+    yield
+    await assert_serving(fuzz_server)
+    problems = log_problems(fuzz_server, start)
+    assert not problems, "\n".join(problems[:20])
 
 
 # -- checks shared by the modules ---------------------------------------------------------------
@@ -168,9 +178,11 @@ async def recv_op(ws: ClientConnection, op: str) -> dict[str, Any]:
             return message
 
 
-def log_problems(server: HeraldProcess) -> list[str]:
-    """Error lines and tracebacks the server logged (the log of the whole module)."""
-    lines = server.log_path.read_text(errors="replace").splitlines()
+def log_problems(server: HeraldProcess, start: int = 0) -> list[str]:
+    """Error lines and tracebacks the server logged from byte ``start`` of its log on."""
+    with server.log_path.open("rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
     found: list[str] = []
     for index, line in enumerate(lines):
         if line.startswith("Traceback") or " ERROR " in line or " CRITICAL " in line:

@@ -11,6 +11,7 @@ from service.config import Settings
 from service.cursor import Cursor
 from service.events import Event, EventIn, EventRun, Scope
 from service.outbox import Outbox
+from service.records import to_record
 from service.topics import partition_for_key
 from service.wire import Format
 
@@ -72,7 +73,7 @@ class Record:
 
 def record(data: Any, key: str | None, partition: int, offset: int) -> Record:
     """A consumed record as Herald's producer writes it."""
-    record_key, value, headers = EventIn(data=data, key=key).to_record()
+    record_key, value, headers = to_record(EventIn(data=data, key=key))
     return Record(partition, offset, TIMESTAMP_MS, record_key, value, headers)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +73,55 @@ def test_tuples_are_comma_separated_and_trimmed() -> None:
     assert settings.topic_list == ("orders", "payments", "audit.log")
 
 
-def test_unknown_herald_variables_and_other_variables_are_ignored() -> None:
-    settings = load_settings({"HERALD_NO_SUCH_SETTING": "x", "RING_SIZE": "7", "PATH": "/bin"})
-    assert settings == Settings()
+def test_variables_without_the_herald_prefix_are_ignored() -> None:
+    assert load_settings({"RING_SIZE": "7", "PATH": "/bin"}) == Settings()
+
+
+def test_an_unknown_herald_variable_is_an_error_that_names_it() -> None:
+    with pytest.raises(ConfigError, match="HERALD_NO_SUCH_SETTING is not a Herald setting"):
+        load_settings({"HERALD_NO_SUCH_SETTING": "x"})
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_resembles() -> None:
+    with pytest.raises(ConfigError, match=r"HERALD_RING_SIZ .*did you mean HERALD_RING_SIZE\?"):
+        load_settings({"HERALD_RING_SIZ": "7"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HERALD_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("HERALD_KAFKA_SASL_MECHANISM", "GSSAPI"),
+        ("HERALD_DIRECT_WRITES", "on"),
+    ],
+)
+def test_a_setting_with_choices_refuses_any_other_value(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable} must be one of"):
+        load_settings({variable: value})
+
+
+def test_sasl_needs_a_username() -> None:
+    with pytest.raises(ConfigError, match="HERALD_KAFKA_SASL_USERNAME"):
+        load_settings({"HERALD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+
+
+def test_a_file_setting_must_name_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="HERALD_KAFKA_SSL_CA_FILE names no readable file"):
+        load_settings({"HERALD_KAFKA_SSL_CA_FILE": str(tmp_path / "missing.pem")})
+
+
+def test_the_sasl_password_comes_from_its_file_when_one_is_given(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    settings = load_settings(
+        {
+            "HERALD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "HERALD_KAFKA_SASL_USERNAME": "herald",
+            "HERALD_KAFKA_SASL_PASSWORD": "ignored",
+            "HERALD_KAFKA_SASL_PASSWORD_FILE": str(secret),
+        }
+    )
+    assert settings.kafka_sasl_password_value() == "s3cret"
 
 
 def test_the_process_environment_is_read_when_none_is_given(

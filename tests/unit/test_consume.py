@@ -1,96 +1,153 @@
-"""The consumer loop: topic lookups never hold deliveries up.
-
-Kafka itself is covered by tests/integration/test_consume.py; here the clients are stand-ins
-so that a lookup can be made to hang, which a real broker does not do on demand.
-"""
+"""service/consume.py over the in-memory Kafka: positions, new topics, and topic lookups that
+never hold deliveries up (a real broker: tests/integration/test_consume.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
-from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
+import pytest
 
-from service import tasks
 from service.broadcaster import Broadcasters
 from service.config import Settings
 from service.consume import Feed
+from service.kafka import Admin
+from service.kafka.memory import MemoryKafka, MemoryLog
 from service.metrics import Metrics
 from service.outbox import Outbox
 from service.topics import TopicPolicy
 from service.wire import Format
 
+from ..waiting import eventually
+
 TOPIC = "orders"
-TP = TopicPartition(TOPIC, 0)
 
 
 class HangingAdmin:
-    """Finds the topic once; every later lookup never answers (a slow cluster)."""
+    """Answers the first lookup; every later one never answers (a slow cluster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Admin) -> None:
+        self._inner = inner
         self.lookups = 0
         self.hanging = asyncio.Event()
 
-    async def describe_topics(self) -> list[dict[str, Any]]:
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def partition_counts(
+        self, topics: Sequence[str] | None = None, *, with_leaders: bool = False
+    ) -> dict[str, int]:
         self.lookups += 1
         if self.lookups > 1:
             self.hanging.set()
             await asyncio.Event().wait()
-        return [{"topic": TOPIC, "error_code": 0, "partitions": [{"partition": 0}]}]
+        return await self._inner.partition_counts(topics, with_leaders=with_leaders)
+
+    async def create_topic(self, topic: str, partitions: int, replication: int) -> None:
+        await self._inner.create_topic(topic, partitions, replication)
 
 
-class QueuedConsumer:
-    """Hands out the records put in its queue, one getmany at a time."""
+class HangingKafka(MemoryKafka):
+    def __init__(self, log: MemoryLog) -> None:
+        super().__init__(log)
+        self.admins: list[HangingAdmin] = []
 
-    def __init__(self) -> None:
-        self.records: asyncio.Queue[ConsumerRecord[bytes, bytes]] = asyncio.Queue()
-
-    def assign(self, partitions: list[TopicPartition]) -> None:
-        assert partitions == [TP]
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        assert (partition, offset) == (TP, 0)
-
-    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
-        return dict.fromkeys(partitions, 0)
-
-    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[Any, int]:
-        return dict.fromkeys(partitions, 0)
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        try:
-            async with asyncio.timeout(timeout_ms / 1000):
-                return {TP: [await self.records.get()]}
-        except TimeoutError:
-            return {}
+    def admin(self, client_id: str) -> Admin:
+        admin = HangingAdmin(super().admin(client_id))
+        self.admins.append(admin)
+        return admin
 
 
-def record(offset: int) -> ConsumerRecord[bytes, bytes]:
-    value = b'{"n":%d}' % offset
-    return ConsumerRecord(TOPIC, 0, offset, 0, 0, None, value, None, -1, len(value), ())
+@pytest.fixture
+def log() -> MemoryLog:
+    log = MemoryLog()
+    log.create(TOPIC, 2)
+    return log
 
 
-async def test_events_flow_while_a_topic_lookup_hangs() -> None:
-    # A lookup may take up to publish_timeout_s: here longer than the test waits.
-    settings = Settings(topic_refresh_s=0.0, fan_out_interval_ms=0, publish_timeout_s=3600.0)
-    broadcasters = Broadcasters(settings)
-    feed = Feed(settings, TopicPolicy(settings), broadcasters, Metrics())
-    admin, consumer = HangingAdmin(), QueuedConsumer()
-    outbox = Outbox(Format.JSON, 100)
-    loop = asyncio.create_task(feed._consume(consumer, admin))  # type: ignore[arg-type]
-    got: list[int] = []
+async def running(feed: Feed) -> AsyncIterator[Feed]:
+    await feed.start()
     try:
         async with asyncio.timeout(10):
             await feed.positioned.wait()
-            broadcasters.get(TOPIC).subscribe(outbox, None)
-            await admin.hanging.wait()  # the next lookup is under way, and stays so
-            for offset in range(3):
-                consumer.records.put_nowait(record(offset))
-            while len(got) < 3:
-                if not outbox.ready:
-                    await outbox.wait()
-                got += [event.offset for event in outbox.drain_events()]
+        yield feed
     finally:
-        await tasks.stop(loop)
-    assert got == [0, 1, 2]
+        await feed.stop()
+
+
+async def offsets_delivered(outbox: Outbox, count: int) -> list[int]:
+    got: list[int] = []
+    async with asyncio.timeout(10):
+        while len(got) < count:
+            if not outbox.ready:
+                await outbox.wait()
+            got += [event.offset for event in outbox.drain_events()]
+    return got
+
+
+async def test_events_flow_while_a_topic_lookup_hangs(log: MemoryLog) -> None:
+    # A lookup may take up to publish_timeout_s: here longer than the test waits.
+    settings = Settings(topic_refresh_s=0.0, fan_out_interval_ms=0, publish_timeout_s=3600.0)
+    kafka = HangingKafka(log)
+    broadcasters = Broadcasters(settings)
+    feed = Feed(settings, kafka, TopicPolicy(settings), broadcasters, Metrics())
+    outbox = Outbox(Format.JSON, 100)
+    async for _ in running(feed):
+        broadcasters.get(TOPIC).subscribe(outbox, None)
+        await kafka.admins[0].hanging.wait()  # the next lookup is under way, and stays so
+        for n in range(3):
+            log.append(TOPIC, b'{"n":%d}' % n, None, 0, [])
+        assert await offsets_delivered(outbox, 3) == [0, 1, 2]
+
+
+async def test_a_starting_instance_reads_back_a_rings_worth_and_then_follows(
+    log: MemoryLog,
+) -> None:
+    for n in range(5):
+        log.append(TOPIC, b"%d" % n, None, 1, [])
+    settings = Settings(topic_refresh_s=0.01, ring_size=2, fan_out_interval_ms=0)
+    broadcasters = Broadcasters(settings)
+    feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
+    async for _ in running(feed):
+        broadcaster = broadcasters.get(TOPIC)
+        assert [event.offset for event in broadcaster.ring] == [3, 4]
+        assert broadcaster.positions == {0: 0, 1: 5}
+        outbox = Outbox(Format.JSON, 100)
+        broadcaster.subscribe(outbox, None)
+        log.append(TOPIC, b"5", None, 1, [])
+        assert await offsets_delivered(outbox, 1) == [5]
+
+
+async def test_a_topic_created_while_running_is_read_from_its_first_record() -> None:
+    log = MemoryLog()
+    settings = Settings(topic_refresh_s=0.01, fan_out_interval_ms=0)
+    broadcasters = Broadcasters(settings)
+    feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
+    async for _ in running(feed):
+        # A client subscribed before the topic existed gets its first event.
+        outbox = Outbox(Format.JSON, 100)
+        broadcasters.get("fresh").subscribe(outbox, None)
+        log.create("fresh", 1)
+        log.append("fresh", b"1", None, 0, [])
+        assert await offsets_delivered(outbox, 1) == [0]
+
+
+async def test_an_unreachable_cluster_is_reported_and_reading_resumes_after_it(
+    log: MemoryLog,
+) -> None:
+    settings = Settings(topic_refresh_s=0.01, fan_out_interval_ms=0)
+    broadcasters = Broadcasters(settings)
+    feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
+    async for _ in running(feed):
+        assert feed.kafka_reachable
+        outbox = Outbox(Format.JSON, 100)
+        broadcasters.get(TOPIC).subscribe(outbox, None)
+        log.reachable = False
+        await eventually(lambda: not feed.kafka_reachable)
+        log.append(TOPIC, b"1", None, 0, [])
+        log.reachable = True
+        assert await offsets_delivered(outbox, 1) == [0]
+        await eventually(lambda: feed.kafka_reachable)

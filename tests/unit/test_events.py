@@ -17,17 +17,9 @@ from jsonschema import Draft202012Validator
 
 from service.cursor import Cursor
 from service.errors import HeraldError
-from service.events import (
-    CONTENT_TYPE_HEADER,
-    DEFAULT_TYPE,
-    MSGPACK,
-    TYPE_HEADER,
-    Event,
-    EventIn,
-    Scope,
-    decode_value,
-    event_from_record,
-)
+from service.events import DEFAULT_TYPE, Event, EventIn, Scope
+from service.portable import decode_value
+from service.records import CONTENT_TYPE_HEADER, MSGPACK, TYPE_HEADER, event_from_record, to_record
 
 TOPIC = "orders"
 TIMESTAMP_MS = 1714564800123  # 2024-05-01T12:00:00.123Z
@@ -46,7 +38,7 @@ def record_event(
     timestamp_ms: int = TIMESTAMP_MS,
     topic_cursor: Cursor | None = None,
 ) -> Event:
-    key, value, headers = event_in.to_record()
+    key, value, headers = to_record(event_in)
     return event_from_record(
         TOPIC,
         partition,
@@ -79,51 +71,51 @@ def nested_list(depth: int) -> list[Any]:
 
 
 def test_to_record_writes_data_as_compact_json() -> None:
-    _, value, _ = EventIn(data={"text": "hello", "n": [1, 2]}).to_record()
+    _, value, _ = to_record(EventIn(data={"text": "hello", "n": [1, 2]}))
     assert value == b'{"text":"hello","n":[1,2]}'
 
 
 def test_to_record_keeps_non_ascii_as_utf8() -> None:
-    _, value, _ = EventIn(data={"text": "héllo ✓"}).to_record()
+    _, value, _ = to_record(EventIn(data={"text": "héllo ✓"}))
     assert value == '{"text":"héllo ✓"}'.encode()
 
 
 def test_to_record_carries_the_type_in_the_herald_type_header() -> None:
-    _, _, headers = EventIn(data=1, type="order.created").to_record()
+    _, _, headers = to_record(EventIn(data=1, type="order.created"))
     assert dict(headers)[TYPE_HEADER] == b"order.created"
 
 
 def test_to_record_defaults_the_type_to_message() -> None:
-    _, _, headers = EventIn(data=1).to_record()
+    _, _, headers = to_record(EventIn(data=1))
     assert dict(headers)[TYPE_HEADER] == DEFAULT_TYPE.encode()
     assert DEFAULT_TYPE == "message"
 
 
 def test_to_record_encodes_the_key_as_utf8() -> None:
-    key, _, _ = EventIn(data=1, key="user-42é").to_record()
+    key, _, _ = to_record(EventIn(data=1, key="user-42é"))
     assert key == "user-42é".encode()
 
 
 def test_to_record_without_key_has_no_kafka_key() -> None:
-    key, _, _ = EventIn(data=1).to_record()
+    key, _, _ = to_record(EventIn(data=1))
     assert key is None
 
 
 def test_to_record_writes_null_data_as_json_null() -> None:
-    _, value, _ = EventIn(data=None).to_record()
+    _, value, _ = to_record(EventIn(data=None))
     assert value == b"null"
 
 
 def test_to_record_with_binary_data_writes_msgpack_and_says_so_in_a_header() -> None:
     data = {"blob": b"\x00\xffbinary", "n": 1}
-    _, value, headers = EventIn(data=data, type="file").to_record()
+    _, value, headers = to_record(EventIn(data=data, type="file"))
     assert msgpack.unpackb(value, raw=False) == data
     assert (CONTENT_TYPE_HEADER, MSGPACK.encode()) in headers
     assert (TYPE_HEADER, b"file") in headers
 
 
 def test_to_record_of_json_data_has_no_content_type_header() -> None:
-    _, _, headers = EventIn(data={"a": 1}).to_record()
+    _, _, headers = to_record(EventIn(data={"a": 1}))
     assert all(name != CONTENT_TYPE_HEADER for name, _ in headers)
 
 
@@ -132,7 +124,7 @@ def test_to_record_of_too_deeply_nested_data_fails_as_a_client_error() -> None:
     # nested ~1000 deep (a msgpack body can carry up to 1024) raises RecursionError, which no
     # transport maps to problem+json: a client's body becomes a 500.
     with contextlib.suppress(HeraldError):
-        EventIn(data=nested_list(1010)).to_record()
+        to_record(EventIn(data=nested_list(1010)))
 
 
 # -- event_from_record ----------------------------------------------------------------------
@@ -225,7 +217,7 @@ def test_topic_scope_id_is_the_topic_cursor() -> None:
 
 def test_an_event_made_from_its_cursor_text_has_that_id_and_that_cursor() -> None:
     topic_cursor = Cursor.of({0: 7, 1: 42, 2: 3})
-    key, value, headers = EventIn(data=1).to_record()
+    key, value, headers = to_record(EventIn(data=1))
     text = topic_cursor.encode(TOPIC)
     event = event_from_record(TOPIC, 1, 41, TIMESTAMP_MS, key, value, headers, None, text)
     assert event.id(Scope.TOPIC) == text
@@ -235,7 +227,7 @@ def test_an_event_made_from_its_cursor_text_has_that_id_and_that_cursor() -> Non
 
 
 def test_an_event_needs_its_topic_cursor_or_its_text() -> None:
-    key, value, headers = EventIn(data=1).to_record()
+    key, value, headers = to_record(EventIn(data=1))
     with pytest.raises(ValueError, match="topic cursor"):
         event_from_record(TOPIC, 1, 41, TIMESTAMP_MS, key, value, headers, None)
 

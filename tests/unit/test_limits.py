@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.errors import RateLimited, ServiceBusy
-from service.limits import ConnectionLimits, RateLimiter, TokenBucket
+from service.errors import RateLimited
+from service.limits import RateLimiter, TokenBucket
 
 
 def test_a_bucket_allows_its_burst_then_refuses_with_retry_after() -> None:
@@ -32,17 +32,3 @@ def test_a_connections_own_bucket_refuses_past_its_burst_and_refills_at_its_rate
     bucket.take(2)
     with pytest.raises(RateLimited):
         bucket.take()
-
-
-def test_connections_are_capped_per_address_and_in_all() -> None:
-    limits = ConnectionLimits(per_address=2, total=3)
-    limits.acquire("a")
-    limits.acquire("a")
-    with pytest.raises(RateLimited):
-        limits.acquire("a")
-    limits.acquire("b")
-    with pytest.raises(ServiceBusy):
-        limits.acquire("c")
-    limits.release("a")
-    limits.acquire("c")
-    assert limits.count == 3

@@ -7,15 +7,17 @@ import json
 import time
 
 from service.cursor import Cursor
-from service.events import Event, EventIn, EventRun, Scope, event_from_record
-from service.outbox import Outbox, Pulse, Subscription
+from service.events import Event, EventIn, EventRun, Scope
+from service.outbox import Outbox
+from service.records import event_from_record, to_record
+from service.subscription import Subscription
 from service.wire import Format, event_frame, event_ws_frame, ws_frame
 
 TOPIC = "orders"
 
 
 def make_event(offset: int, key: str | None = None, partition: int = 0) -> Event:
-    record_key, value, headers = EventIn(data={"n": offset}, key=key).to_record()
+    record_key, value, headers = to_record(EventIn(data={"n": offset}, key=key))
     return event_from_record(
         TOPIC,
         partition,
@@ -313,59 +315,6 @@ def test_a_closed_outbox_takes_nothing_more() -> None:
     assert not outbox.overflowed
 
 
-# -- subscription ---------------------------------------------------------------------------
-
-
-def test_keyed_subscription_has_partition_scope_and_topic_subscription_topic_scope() -> None:
-    outbox = Outbox(Format.JSON, capacity=1)
-    assert subscribe(outbox, "k").scope is Scope.PARTITION
-    assert subscribe(outbox).scope is Scope.TOPIC
-
-
-# -- the pulse: heartbeats after silence, the deadline of a stuck write ---------------------
-
-
-async def test_the_pulse_queues_a_heartbeat_after_silence() -> None:
-    outbox = Outbox(Format.JSON, capacity=1)
-    pulse = Pulse(outbox, "beat", heartbeat_s=0.01)
-    pulse.start()
-    try:
-        await outbox.wait()
-        assert outbox.drain() == ["beat"]
-    finally:
-        pulse.stop()
-
-
-async def test_the_pulse_sends_no_heartbeat_during_a_write() -> None:
-    outbox = Outbox(Format.JSON, capacity=1)
-    stuck = asyncio.Event()
-    # A write that began long ago and has not finished: stuck, not silent.
-    outbox.writing_since = time.monotonic() - 100
-    pulse = Pulse(outbox, "beat", heartbeat_s=0.01, send_timeout_s=0.02, on_stuck=stuck.set)
-    pulse.start()
-    try:
-        await stuck.wait()
-        assert outbox.drain() == []
-    finally:
-        pulse.stop()
-
-
-async def test_the_pulse_leaves_a_write_within_its_deadline_alone() -> None:
-    outbox = Outbox(Format.JSON, capacity=1)
-    stuck = asyncio.Event()
-    outbox.writing_since = time.monotonic()
-    pulse = Pulse(outbox, "beat", heartbeat_s=0.01, send_timeout_s=3600, on_stuck=stuck.set)
-    pulse.start()
-    try:
-        # The write ends; the pulse goes back to heartbeats, and never calls it stuck.
-        outbox.writing_since = 0.0
-        await outbox.wait()
-        assert outbox.drain() == ["beat"]
-        assert not stuck.is_set()
-    finally:
-        pulse.stop()
-
-
 def test_drain_ws_frames_gives_whole_frames_in_order_and_advances_cursors() -> None:
     outbox = Outbox(Format.JSON, capacity=10)
     subscription = subscribe(outbox, key="k")
@@ -381,20 +330,6 @@ def test_drain_ws_frames_gives_whole_frames_in_order_and_advances_cursors() -> N
     assert outbox.drained_events == 1
 
 
-async def test_a_write_brings_a_quiet_pulse_forward_to_its_deadline() -> None:
-    outbox = Outbox(Format.JSON, capacity=1)
-    stuck = asyncio.Event()
-    # A quiet connection's timer is an hour away; a write that never ends is still caught.
-    pulse = Pulse(outbox, "beat", heartbeat_s=3600, send_timeout_s=0.01, on_stuck=stuck.set)
-    pulse.start()
-    try:
-        pulse.writing(time.monotonic())
-        await stuck.wait()
-        assert outbox.drain() == []
-    finally:
-        pulse.stop()
-
-
 class Socket:
     """A DirectWrite that takes what it is given, or refuses while ``busy``."""
 
@@ -407,6 +342,9 @@ class Socket:
             return False
         self.written.append([event.offset for event in run.events])
         return True
+
+    def abort(self) -> None:
+        raise AssertionError("no test here aborts a connection")
 
 
 def direct_outbox(capacity: int = 1000) -> tuple[Outbox, Socket]:

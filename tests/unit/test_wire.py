@@ -16,14 +16,8 @@ from sse_starlette import ServerSentEvent
 
 from service.cursor import Cursor
 from service.errors import Malformed
-from service.events import (
-    CHECKED_HEADER,
-    CHECKED_JSON,
-    Event,
-    EventIn,
-    Scope,
-    event_from_record,
-)
+from service.events import Event, EventIn, Scope
+from service.records import CHECKED_HEADER, CHECKED_JSON, event_from_record, to_record
 from service.wire import (
     BATCH_BYTES,
     Format,
@@ -45,9 +39,9 @@ TOPIC = "orders"
 def make_event(
     data: Any = None, *, key: str | None = "user-42", type: str = "order.created"
 ) -> Event:
-    record_key, value, headers = EventIn(
-        data={"text": "hi"} if data is None else data, key=key, type=type
-    ).to_record()
+    record_key, value, headers = to_record(
+        EventIn(data={"text": "hi"} if data is None else data, key=key, type=type)
+    )
     # A topic cursor over several partitions, so the two scopes give different ids.
     return event_from_record(
         TOPIC, 1, 41, 1714564800123, record_key, value, headers, Cursor.of({0: 7, 1: 42})

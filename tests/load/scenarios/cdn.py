@@ -29,7 +29,7 @@ RATE = 20
 PROBES = 10
 # Probes are this far apart: each is the first event after a quiet purge interval (1 s).
 PROBE_GAP_S = 1.5
-SNAPSHOT_COUNTER = 'herald_http_requests_total{endpoint="snapshot.snapshot"'
+SNAPSHOT_COUNTER = 'herald_http_requests_total{endpoint="snapshot"'
 
 
 async def run(bench: Bench, result: ScenarioResult) -> None:

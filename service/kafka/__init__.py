@@ -1,0 +1,128 @@
+"""Kafka as Herald uses it: the few operations of a consumer, a producer and an admin client.
+
+Everything else in Herald reaches Kafka through a ``Kafka`` (a factory of these clients):
+``clients.AioKafka`` in production, ``memory.MemoryKafka`` for tests that need no broker.
+The consumer and producer are aiokafka's own shapes (Herald names what it uses of them); the
+admin client is Herald's own, smaller than aiokafka's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+__all__ = ["FAILURES", "Admin", "Consumer", "Kafka", "Producer", "Record", "TopicPartition"]
+
+# What a Kafka client raises when the cluster cannot be reached or refuses: the caller turns
+# it into a 503, a retry, or "not ready".
+FAILURES = (KafkaError, TimeoutError, OSError)
+
+
+class Record(Protocol):
+    """One consumed record, as Herald reads it (aiokafka's ConsumerRecord has it)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+class Stored(Protocol):
+    """Where a producer's record was stored (aiokafka's RecordMetadata)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class Found(Protocol):
+    """The first offset at or after a time (aiokafka's OffsetAndTimestamp)."""
+
+    @property
+    def offset(self) -> int: ...
+
+
+class Consumer(Protocol):
+    """A consumer without a group: partitions assigned and positions sought by Herald."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def assign(self, partitions: Collection[TopicPartition]) -> None: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]: ...
+    async def beginning_offsets(
+        self, partitions: Collection[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+    async def end_offsets(
+        self, partitions: Collection[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+    async def offsets_for_times(
+        self, timestamps: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, Found | None]: ...
+
+
+class Producer(Protocol):
+    """An idempotent producer with acks=all: a send's future resolves once Kafka has it."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def partitions_for(self, topic: str) -> Collection[int]: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Stored]: ...
+
+
+class Admin(Protocol):
+    """Which topics exist, and creating one."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def partition_counts(
+        self, topics: Sequence[str] | None = None, *, with_leaders: bool = False
+    ) -> dict[str, int]:
+        """Existing topics (of ``topics``, or all) and their partition counts; with
+        ``with_leaders``, only topics whose every partition has a leader."""
+        ...
+
+    async def create_topic(self, topic: str, partitions: int, replication: int) -> None:
+        """Create ``topic``; one that exists already is no error."""
+        ...
+
+
+class Kafka(Protocol):
+    """Makes the Kafka clients of one Herald process, all configured alike."""
+
+    def consumer(
+        self,
+        client_id: str,
+        *,
+        fetch_max_wait_ms: int | None = None,
+        max_partition_fetch_bytes: int | None = None,
+        metadata_max_age_ms: int | None = None,
+    ) -> Consumer: ...
+    def producer(self, client_id: str) -> Producer: ...
+    def admin(self, client_id: str) -> Admin: ...

@@ -1,0 +1,76 @@
+"""The front door: Herald's streaming and publish routes as plain ASGI, the rest to Quart.
+
+WebSockets, Server-Sent Events, history pages with their long-polls, and publishing are
+served by Herald's own ASGI routes on the server's public interface; every other request
+(snapshots, health, metrics, the demo page, lifespan) goes on to a stock Quart app.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from .asgi import App, Receive, Scope, Send
+from .browser_security import Origins, preflight
+from .errors import MethodNotAllowed
+from .transports.http import Answers, Request
+
+# A route's handler: the ASGI call, with the path's named parts as keyword arguments.
+Handler = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A path (a regular expression, matched in full) and its handler per method.
+
+    WebSocket routes name the method ``WEBSOCKET``.
+    """
+
+    path: str
+    methods: Mapping[str, Handler]
+    name: str
+    pattern: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", re.compile(self.path))
+
+
+class Router:
+    """Sends each connection to its route, or to ``fallback`` (Quart) when no route has it."""
+
+    def __init__(
+        self, routes: list[Route], fallback: App, origins: Origins, answers: Answers
+    ) -> None:
+        self._routes = routes
+        self._fallback = fallback
+        self._origins = origins
+        self._answers = answers
+
+    # Not a coroutine itself: it hands back the route's, so no frame of its own stays on the
+    # stack of every open connection (thousands of them, mostly idle).
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            path = scope["path"]
+            for route in self._routes:
+                match = route.pattern.fullmatch(path)
+                if match is None:
+                    continue
+                method = "WEBSOCKET" if kind == "websocket" else scope["method"]
+                handler = route.methods.get(method)
+                if handler is not None:
+                    return handler(scope, receive, send, **match.groupdict())
+                if kind == "http":
+                    return self._other_method(scope, send, route)
+        return self._fallback(scope, receive, send)
+
+    async def _other_method(self, scope: Scope, send: Send, route: Route) -> None:
+        request = Request(scope)
+        if request.method == "OPTIONS":
+            status, headers = preflight(self._origins, request.headers.get("Origin"))
+            await self._answers.send(send, request, route.name, status, b"", headers, "text/plain")
+            return
+        allowed = ", ".join(sorted(route.methods))
+        error = MethodNotAllowed(f"{request.method[:20]} is not allowed here; use {allowed}")
+        await self._answers.problem(send, request, route.name, error, [("Allow", allowed)])
