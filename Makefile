@@ -59,7 +59,12 @@ nginx-down: ## stop that nginx
 run: install kafka-fetch ## local Kafka (unless HERALD_KAFKA_BOOTSTRAP is set) and Herald on HERALD_BIND
 	@if [ -z "$$HERALD_KAFKA_BOOTSTRAP" ]; then $(KAFKA) up; fi
 	@echo "Herald: http://$${HERALD_BIND:-127.0.0.1:8080}/ (Ctrl-C stops it; 'make kafka-down' stops Kafka)"
-	HERALD_PUBLISH_OPEN=$${HERALD_PUBLISH_OPEN:-true} $(BIN)/herald serve
+	@echo "LOCAL DEVELOPMENT: every topic is readable and anyone may publish (HERALD_PUBLIC_TOPICS, HERALD_PUBLISH_OPEN); never run a deployment like this"
+	HERALD_PUBLIC_TOPICS=$${HERALD_PUBLIC_TOPICS-.*} HERALD_PUBLISH_OPEN=$${HERALD_PUBLISH_OPEN:-true} \
+	HERALD_TOPIC_CREATIONS_PER_HOUR=$${HERALD_TOPIC_CREATIONS_PER_HOUR:-1000} $(BIN)/herald serve
+
+ready: ## wait until Herald on HERALD_BIND answers ready (after `make run &`)
+	@bash deploy/wait-ready.sh
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check service tests
@@ -79,4 +84,4 @@ bench: install kafka-fetch ## the benchmarks (tests/load): a table, and results/
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m tests.load $(BENCH_ARGS)
 
-.PHONY: bench fuzz helm help install system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down varnish-up varnish-down nginx-up nginx-down run lint test
+.PHONY: bench fuzz helm help install ready system-deps test-deps kafka-fetch kafka-up kafka-down kafka-cluster-up kafka-cluster-down varnish-up varnish-down nginx-up nginx-down run lint test

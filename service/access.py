@@ -1,17 +1,15 @@
-"""Who may read and write what: public and private topics, grants, and open publishing."""
+"""Who may read, write and create what: public topics, grants, and open publishing."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .auth import Principal, TokenVerifier
 from .config import Settings
-from .errors import Forbidden, Unauthenticated
-
-log = logging.getLogger(__name__)
+from .errors import Forbidden, RateLimited, Unauthenticated
+from .limits import RateLimiter
 
 BEARER = "bearer "
 
@@ -46,42 +44,82 @@ def credential_from(
 
 
 class Access:
-    """Decides subscribe and publish requests; raises 401/403 errors with the reason."""
+    """Decides subscribe, publish and create requests; raises 401/403/429 with the reason.
+
+    Deny by default: a topic is readable without a token only if it matches
+    ``HERALD_PUBLIC_TOPICS`` (in full); every other read needs a token that grants it.
+    """
 
     def __init__(self, settings: Settings, verifier: TokenVerifier) -> None:
         self._settings = settings
-        self._verifier = verifier
-        self._private = re.compile(settings.private_topics) if settings.private_topics else None
-        if settings.publish_open:
-            log.warning(
-                "HERALD_PUBLISH_OPEN is set: ANYONE who can reach this server may publish to "
-                "every exposed topic. Use it for local development only."
-            )
+        self.verifier = verifier
+        self._public = re.compile(settings.public_topics) if settings.public_topics else None
+        per_hour = settings.topic_creations_per_hour
+        self._creations = RateLimiter(per_hour / 3600, per_hour)
+
+    def policy(self) -> str:
+        """The effective access policy in one line (logged once at startup)."""
+        public = f"matching {self._settings.public_topics!r}" if self._public else "none"
+        origins = ", ".join(self._settings.allowed_origins) or "this server's own"
+        publishing = (
+            "OPEN TO ANYONE (HERALD_PUBLISH_OPEN: local development only)"
+            if self._settings.publish_open
+            else "with a token's publish grant"
+        )
+        return (
+            f"access: public topics {public}, others need a token; tokens: "
+            f"{self.verifier.describe()}; page origins: {origins}; publishing {publishing}"
+        )
 
     def principal(self, credential: Credential | None) -> Principal | None:
         """The verified principal, None without a token; a bad token is always a 401."""
-        return None if credential is None else self._verifier.verify(credential.token)
+        return None if credential is None else self.verifier.verify(credential.token)
 
-    def is_private(self, topic: str) -> bool:
-        return self._private is not None and self._private.fullmatch(topic) is not None
+    def is_public(self, topic: str) -> bool:
+        return self._public is not None and self._public.fullmatch(topic) is not None
 
     def check_subscribe(self, principal: Principal | None, topic: str, key: str | None) -> None:
-        if not self.is_private(topic):
+        if self.is_public(topic):
             return
         if principal is None:
-            raise Unauthenticated(f"topic {topic!r} is private: send a token")
+            raise Unauthenticated(f"reading topic {topic!r} needs a token")
         if not principal.may_subscribe(topic, key):
             what = f"key {key!r} of topic {topic!r}" if key is not None else f"topic {topic!r}"
             raise Forbidden(f"the token does not grant reading {what}")
 
+    def check_publisher(self, principal: Principal | None) -> None:
+        """Whether this client may publish anything at all (before its body is read)."""
+        if principal is None and not self._settings.publish_open:
+            raise Unauthenticated("publishing needs a token")
+
     def check_publish(
         self, principal: Principal | None, topic: str, keys: Iterable[str | None]
     ) -> None:
+        self.check_publisher(principal)
+        if principal is None:
+            return  # open publishing
         if self._settings.publish_open:
             return
-        if principal is None:
-            raise Unauthenticated("publishing needs a token")
         for key in set(keys):
             if not principal.may_publish(topic, key):
                 what = f"key {key!r} of topic {topic!r}" if key is not None else f"topic {topic!r}"
                 raise Forbidden(f"the token does not grant publishing to {what}")
+
+    def check_create(self, principal: Principal | None, address: str, topic: str) -> None:
+        """May this publisher create ``topic`` (it does not exist yet)? Each creation counts
+        against a per-subject hourly allowance: a new topic costs every instance a reader."""
+        if principal is None:
+            if not self._settings.publish_open:
+                raise Unauthenticated("creating a topic needs a token")
+            creator = f"address {address}"
+        else:
+            if not principal.may_create(topic) and not self._settings.publish_open:
+                raise Forbidden(f"the token does not grant creating topic {topic!r}")
+            creator = f"subject {principal.subject}"
+        try:
+            self._creations.take(creator)
+        except RateLimited as exc:
+            raise RateLimited(
+                f"at most {self._settings.topic_creations_per_hour} new topics an hour",
+                retry_after=exc.retry_after,
+            ) from None

@@ -65,15 +65,18 @@ def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> 
     access = Access(settings, TokenVerifier(settings))
     gate = Gate(settings, access, origins)
     broadcasters = Broadcasters(settings)
+    metrics.broadcasters.set_function(lambda: len(broadcasters))
     purger = Purger(settings, metrics)
     feed = Feed(settings, kafka, policy, broadcasters, metrics, on_records=purger.changed)
     history = History(settings, kafka)
-    reads = Reads(policy, access, broadcasters, feed, Resumer(history))
+    reads = Reads(
+        policy, access, broadcasters, feed, Resumer(history, settings.history_scan_records)
+    )
     publisher = Publisher(settings, policy, kafka)
     ingest = Ingest(settings, publisher, broadcasters, access, metrics)
     streams = Streams(settings.max_connections_per_address, settings.max_connections)
-    lifecycle = Lifecycle(settings, publisher, feed, history, purger, streams)
-    answers = Answers(origins, settings, metrics)
+    lifecycle = Lifecycle(settings, access, publisher, feed, history, purger, streams)
+    answers = Answers(gate, settings, metrics)
     fast = fast_path.load(settings.direct_writes)
     streaming = StreamParts(settings, gate, reads, streams, answers, metrics, fast)
     routes = [
@@ -82,7 +85,7 @@ def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> 
         Route(
             f"{_TOPIC}/events",
             {
-                "GET": HistoryRoute(settings, gate, reads, answers, metrics),
+                "GET": HistoryRoute(streaming),
                 "POST": PublishRoute(settings, gate, ingest, answers),
             },
             "history",
@@ -90,7 +93,7 @@ def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> 
     ]
     quart = quart_app(
         settings,
-        origins,
+        gate,
         metrics,
         [
             snapshot_blueprint(settings, gate, reads),

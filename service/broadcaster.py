@@ -178,6 +178,13 @@ class Broadcaster:
         partition = self.key_partition(key)
         return [] if partition is None else [partition]
 
+    def backlog(self, cursor: Cursor, key: str | None, enough: int) -> bool:
+        """Whether the ring holds more than ``enough`` events after ``cursor`` (of ``key``):
+        more than a subscriber's queue takes at once, to be caught up paced instead."""
+        return any(
+            behind > enough for behind, _event in enumerate(self.events_after(cursor, key), 1)
+        )
+
     def events_after(self, cursor: Cursor, key: str | None) -> Iterator[Event]:
         """Ring events after ``cursor`` (of ``key`` only, when given), in ring order."""
         start_at = cursor.as_dict()
@@ -193,8 +200,9 @@ class Broadcaster:
         key: str | None,
         since: Cursor | None = None,
         subscription: Subscription | None = None,
+        latest: bool = False,
     ) -> Subscription:
-        """Follow this topic from ``since`` or from the live head.
+        """Follow this topic from ``since`` or from the live head (``latest``: mode=latest).
 
         ``since`` must be covered by the ring (see ``covers``): its events are queued first,
         then live ones, with nothing missed or repeated at the seam. A ``subscription`` that
@@ -206,7 +214,9 @@ class Broadcaster:
             self.flush()
         start = self.cursor(key) if since is None else since
         if subscription is None:
-            subscription = Subscription(self.topic, key, outbox, cursor=start.encode(self.topic))
+            subscription = Subscription(
+                self.topic, key, outbox, cursor=start.encode(self.topic), latest=latest
+            )
         if since is not None:
             start_at = since.as_dict()
             if key is None:
@@ -241,7 +251,8 @@ class Broadcaster:
 
 
 class Broadcasters:
-    """The broadcaster of every topic this instance has seen, created on first use."""
+    """The broadcaster of every topic this instance reads, and of topics Kafka does not have
+    yet only while someone waits on them (``release``)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -256,6 +267,21 @@ class Broadcasters:
                 topic, settings.ring_size, index, settings.fan_out_interval_ms / 1000
             )
         return broadcaster
+
+    def release(self, topic: str) -> None:
+        """Forget ``topic``'s broadcaster if it holds nothing: no subscriber and no partition
+        the consumer reads (a name Kafka does not have, asked for by a reader)."""
+        broadcaster = self._by_topic.get(topic)
+        if (
+            broadcaster is not None
+            and not broadcaster.positions
+            and not broadcaster.subscriber_count
+            and broadcaster.idempotency.empty
+        ):
+            del self._by_topic[topic]
+
+    def __len__(self) -> int:
+        return len(self._by_topic)
 
     def __iter__(self) -> Iterator[Broadcaster]:
         return iter(self._by_topic.values())

@@ -21,7 +21,8 @@ class Origins:
 
     def __init__(self, settings: Settings) -> None:
         self._allowed = {origin.rstrip("/") for origin in settings.allowed_origins}
-        self._any = "*" in self._allowed
+        # Any page may use Herald: then never with the visitor's credentials (cookies).
+        self.any = "*" in self._allowed
         self.configured = bool(self._allowed)
 
     def allowed(self, origin: str | None, scheme: str, host: str) -> bool:
@@ -29,7 +30,7 @@ class Origins:
         if origin is None:
             return True
         origin = origin.rstrip("/")
-        if self._any or origin in self._allowed:
+        if self.any or origin in self._allowed:
             return True
         # Same origin: a page this server served (the demo page), over ws(s) or http(s).
         own_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
@@ -40,7 +41,9 @@ class Origins:
         if origin is None:
             return None
         origin = origin.rstrip("/")
-        return origin if (self._any or origin in self._allowed) else None
+        if self.any:
+            return "*"
+        return origin if origin in self._allowed else None
 
 
 def preflight(origins: Origins, origin: str | None) -> tuple[int, list[tuple[str, str]]]:
@@ -62,12 +65,12 @@ def browser_headers(
     headers = []
     allowed = origins.cors_origin(origin)
     if allowed is not None:
-        headers += [
-            ("Access-Control-Allow-Origin", allowed),
-            ("Access-Control-Allow-Credentials", "true"),
-            ("Access-Control-Expose-Headers", _EXPOSED),
-        ]
-    if origins.configured:
+        headers.append(("Access-Control-Allow-Origin", allowed))
+        if allowed != "*":
+            # "*" never with credentials: any page could then read as the visitor.
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        headers.append(("Access-Control-Expose-Headers", _EXPOSED))
+    if origins.configured and not origins.any:
         # Only then do answers differ by Origin: a CDN need not split its cache otherwise.
         headers.append(("Vary", "Origin"))
     if scheme == "https" and settings.hsts_max_age_s > 0:

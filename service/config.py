@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -68,15 +69,22 @@ class Settings:
     jwt_secret: str = ""
     jwt_public_key: str = ""
     jwks_file: str = ""
+    # Keys at a URL (an identity provider's JWKS endpoint), fetched at startup and refreshed.
+    jwks_url: str = ""
+    jwks_refresh_s: float = 300.0
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_leeway_s: float = 30.0
     # Verified tokens remembered until their exp (0: verify every request's token).
     jwt_cache_size: int = 10_000
     token_cookie: str = "herald_token"
-    private_topics: str = ""
+    # Topics anyone may read without a token (a regular expression, matched in full). Every
+    # other topic needs a grant: nothing is public unless declared so.
+    public_topics: str = ""
     allowed_origins: tuple[str, ...] = ()
     publish_open: bool = False
+    # Topics one token subject (or, with open publishing, one address) may create an hour.
+    topic_creations_per_hour: int = 10
     tls_cert: str = ""
     tls_key: str = ""
     hsts_max_age_s: int = 31_536_000
@@ -94,8 +102,19 @@ class Settings:
     ws_message_burst: int = 200
     ws_idle_timeout_s: float = 30.0
     body_timeout_s: float = 10.0
-    trust_forwarded_for: bool = False
+    # The proxies in front whose X-Forwarded-For (and -Proto) Herald believes: empty for
+    # none, a number N for "the N nearest hops are mine", or a comma-separated CIDR list.
+    trusted_proxies: str = ""
+    # Catch-up reads from Kafka: at most this many per client address at once, and a resume
+    # waits at most this long for a free reader before it is refused with a 503.
+    catchup_per_address: int = 2
+    catchup_wait_s: float = 10.0
+    # Records a history page may read from Kafka (a key's page skips other keys' records):
+    # past it the page ends early, with the cursor to continue from.
+    history_scan_records: int = 10_000
     log_level: str = "INFO"
+    # text: one line per record for people; json: one JSON object per line for a collector.
+    log_format: str = "text"
     # Kafka security (see README "Deployment"): applied to every Kafka client.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
@@ -139,11 +158,15 @@ _PREFIX = "HERALD_"
 # Settings whose values are never shown (check-config masks them; logs never hold them).
 SECRETS = frozenset({"jwt_secret", "kafka_sasl_password"})
 # Settings that were renamed or removed: naming one is an error that says what to do.
-_RETIRED: dict[str, str] = {}
+_RETIRED = {
+    "private_topics": "HERALD_PUBLIC_TOPICS: every topic not matching it needs a token",
+    "trust_forwarded_for": "HERALD_TRUSTED_PROXIES (a hop count or CIDR list of your proxies)",
+}
 _CHOICES = {
     "kafka_security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     "kafka_sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     "direct_writes": ("auto", "off"),
+    "log_format": ("text", "json"),
 }
 
 
@@ -196,7 +219,7 @@ def _unknown(variable: str, name: str, known: Mapping[str, object]) -> str:
 
 
 def _check(settings: Settings) -> None:
-    for name in ("topics", "private_topics"):
+    for name in ("topics", "public_topics"):
         try:
             re.compile(getattr(settings, name))
         except re.error as exc:
@@ -230,7 +253,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("HERALD_TLS_CERT and HERALD_TLS_KEY go together")
     if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():
         raise ConfigError(f"HERALD_BIND must be host:port, not {settings.bind!r}")
+    _trusted_proxies(settings.trusted_proxies)
     positive = (
+        "catchup_per_address",
+        "history_scan_records",
         "topic_partitions",
         "topic_replication",
         "ring_size",
@@ -252,3 +278,17 @@ def _check(settings: Settings) -> None:
             f"{_PREFIX}CONSUMER_FETCH_MAX_WAIT_MS must be at least 0 and below"
             f" {_PREFIX}PUBLISH_TIMEOUT_S ({settings.kafka_request_timeout_ms} ms)"
         )
+
+
+def _trusted_proxies(value: str) -> None:
+    """Check HERALD_TRUSTED_PROXIES: empty, a hop count, or CIDR networks."""
+    value = value.strip()
+    if not value or value.isdigit():
+        return
+    for part in value.split(","):
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{_PREFIX}TRUSTED_PROXIES must be a number of hops or CIDR networks, not {part!r}"
+            ) from None

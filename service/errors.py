@@ -5,6 +5,7 @@ HeraldError
 │   ├── BadCursor          400  cursor malformed, tampered or of another topic
 │   └── BadParameter       400  query parameter out of range
 ├── Unauthenticated        401
+│   └── TokenExpired       401  a held request outlived its token: ask again with a fresh one
 ├── Forbidden              403
 ├── UnknownTopic           404  not exposed, or not existing with creation off
 ├── MethodNotAllowed       405
@@ -67,6 +68,10 @@ class BadParameter(Malformed):
 
 class Unauthenticated(HeraldError):
     status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class TokenExpired(Unauthenticated):
+    code, title = "token-expired", "Token expired"
 
 
 class Forbidden(HeraldError):

@@ -138,10 +138,14 @@ class Event:
         return Cursor.of({p: max(own.get(p, 0), floor.get(p, 0)) for p in own.keys() | floor})
 
     def as_dict(self, scope: Scope, event_id: str | None = None) -> dict[str, Any]:
+        """The event as delivered. ``partition`` and ``offset`` are what its publish was
+        answered with (the offset as a string: JavaScript numbers stop at 2**53)."""
         return {
             "id": event_id or self.id(scope),
             "topic": self.topic,
             "key": self.key,
+            "partition": self.partition,
+            "offset": str(self.offset),
             "type": self.type,
             "time": self.time,
             "data": self.data,

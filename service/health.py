@@ -8,12 +8,13 @@ from quart import Blueprint, Response
 
 from .lifecycle import Lifecycle
 from .metrics import Metrics
-from .validation import SCHEMAS_DIR
+from .validation import schema_text
 
 
 def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
     """/healthz, /readyz, /metrics and /openapi.yaml."""
     blueprint = Blueprint("health", __name__)
+    openapi_text = schema_text("openapi.yaml")
 
     @blueprint.get("/healthz", endpoint="healthz")
     async def healthz() -> Response:
@@ -32,6 +33,6 @@ def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
 
     @blueprint.get("/openapi.yaml", endpoint="openapi")
     async def openapi() -> Response:
-        return Response((SCHEMAS_DIR / "openapi.yaml").read_bytes(), mimetype="application/yaml")
+        return Response(openapi_text, mimetype="application/yaml")
 
     return blueprint

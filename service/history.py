@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
 from .config import Settings
-from .errors import KafkaUnavailable
+from .errors import KafkaUnavailable, RateLimited, ServiceBusy
 from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _MAX_RECORDS = 2000
+# How long a topic found missing is taken as missing, and how many such names are kept.
+_MISSING_S = 1.0
+_MISSING_KEPT = 10_000
 # A catch-up consumer fetches only while a read runs, so a short wait costs no idle CPU; the
 # live consumer's long one held reads back (a resume of 100 000 events: first event after
 # ~370 ms instead of ~60).
@@ -32,8 +36,12 @@ class History:
         self._lookup: Consumer | None = None
         self._admin: Admin | None = None
         self._starting = asyncio.Lock()
-        # Catch-up reads are the heavy part of a reconnect storm: only so many at once.
+        # Catch-up reads are the heavy part of a reconnect storm: only so many at once, only
+        # so many per client address, and none waits for a reader for ever.
         self._readers = asyncio.Semaphore(settings.catchup_readers)
+        self._by_owner: dict[str, int] = {}
+        # Topics found missing, and when (a name nobody created is asked for again and again).
+        self._missing: dict[str, float] = {}
         # Consumers of reads that ran to their end, started and assigned nothing: the next
         # read takes one rather than connecting anew (at most one per concurrent read).
         self._idle: list[Consumer] = []
@@ -106,10 +114,45 @@ class History:
             raise KafkaUnavailable("cannot read this topic's history from Kafka") from None
 
     async def partition_count(self, topic: str) -> int:
-        """How many partitions Kafka has for ``topic`` (0 while it does not exist)."""
+        """How many partitions Kafka has for ``topic`` (0 while it does not exist; a missing
+        topic is remembered as such for a moment, not asked for on every request)."""
+        missed = self._missing.get(topic)
+        if missed is not None and time.monotonic() - missed < _MISSING_S:
+            return 0
         admin = await self._lookup_admin()
-        counts = await self._guard(admin.partition_counts([topic]))
-        return counts.get(topic, 0)
+        count = (await self._guard(admin.partition_counts([topic]))).get(topic, 0)
+        if count:
+            self._missing.pop(topic, None)
+        else:
+            if len(self._missing) >= _MISSING_KEPT:
+                self._missing.clear()
+            self._missing[topic] = time.monotonic()
+        return count
+
+    @contextlib.asynccontextmanager
+    async def _reader_for(self, owner: str) -> AsyncIterator[None]:
+        settings = self._settings
+        held = self._by_owner.get(owner, 0)
+        if held >= settings.catchup_per_address:
+            raise RateLimited(
+                f"at most {settings.catchup_per_address} catch-up reads at once per client",
+                retry_after=2,
+            )
+        self._by_owner[owner] = held + 1
+        try:
+            try:
+                async with asyncio.timeout(settings.catchup_wait_s):
+                    await self._readers.acquire()
+            except TimeoutError:
+                raise ServiceBusy("every catch-up reader is busy", retry_after=2) from None
+            try:
+                yield
+            finally:
+                self._readers.release()
+        finally:
+            left = self._by_owner.pop(owner) - 1
+            if left:
+                self._by_owner[owner] = left
 
     async def beginnings(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The oldest offset Kafka still holds in each partition."""
@@ -118,6 +161,15 @@ class History:
             return {}
         consumer = await self._lookup_consumer()
         found = await self._guard(consumer.beginning_offsets(tps))
+        return {tp.partition: offset for tp, offset in found.items()}
+
+    async def ends(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The offset after the last record Kafka holds in each partition."""
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return {}
+        consumer = await self._lookup_consumer()
+        found = await self._guard(consumer.end_offsets(tps))
         return {tp.partition: offset for tp, offset in found.items()}
 
     async def at_time(
@@ -136,13 +188,17 @@ class History:
         }
 
     async def records(
-        self, topic: str, start: dict[int, int], stop: dict[int, int]
+        self, topic: str, start: dict[int, int], stop: dict[int, int], owner: str = ""
     ) -> AsyncGenerator[list[Record], None]:
-        """Batches of records with ``start[p] <= offset < stop[p]``, in order per partition."""
+        """Batches of records with ``start[p] <= offset < stop[p]``, in order per partition.
+
+        For ``owner`` (a client address): 429 past its share of readers at once, 503 when no
+        reader comes free in time.
+        """
         wanted = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
         if not wanted:
             return
-        async with self._readers:
+        async with self._reader_for(owner):
             if self._idle:
                 consumer = self._idle.pop()
             else:

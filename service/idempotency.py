@@ -3,9 +3,9 @@
 The ``Idempotency-Key`` travels with each record in a Kafka header (with the event's index in
 its batch and a digest of the batch), so every instance learns it from its own consumer:
 a retry that reaches another instance is answered from that instance's index. Records of a
-keyed batch land on their key's partition and those of an unkeyed one on a partition chosen
-from the idempotency key, so if a retry does race the first write, both copies sit in one
-partition, every instance sees the same one first, and only that one is delivered.
+keyed batch land on their key's partition and unkeyed ones on the topic's unkeyed partition,
+so if a retry does race the first write, both copies sit in one partition, every instance
+sees the same one first, and only that one is delivered.
 """
 
 from __future__ import annotations
@@ -104,6 +104,10 @@ class IdempotencyIndex:
         self._max_keys = max_keys
         self._consumed: OrderedDict[str, Batch] = OrderedDict()
         self._answered: OrderedDict[str, Batch] = OrderedDict()
+
+    @property
+    def empty(self) -> bool:
+        return not (self._consumed or self._answered)
 
     def lookup(self, key: str) -> Batch | None:
         """The batch written under ``key``, once every one of its records is known."""

@@ -4,7 +4,8 @@ whichever instance wrote first."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable
 
 from .access import Access
 from .auth import Principal
@@ -45,23 +46,45 @@ class Ingest:
         # Publishes under way here, so a retry that overtakes its original waits for it.
         self._running: dict[tuple[str, str], asyncio.Event] = {}
 
+    def knock(self, principal: Principal | None, address: str) -> None:
+        """Before anything is read of a publish: the address's rate (one unit for the
+        request, refused or not) and whether it may publish at all (401 without a token)."""
+        self._address_rate.take(address)
+        self._access.check_publisher(principal)
+
     def admit(
         self, principal: Principal | None, address: str, topic: str, keys: Iterable[str | None]
     ) -> None:
         """May this client publish events of these keys now? Raises 401, 403 or 429 if not;
-        each key counts as one event against the rate limits."""
+        each event counts against the rate limits (the first one was taken by ``knock``)."""
         keys = list(keys)
         self._access.check_publish(principal, topic, keys)
-        self._address_rate.take(address, len(keys))
+        if len(keys) > 1:
+            self._address_rate.take(address, len(keys) - 1)
         if principal is not None:
             self._token_rate.take(principal.subject, len(keys))
 
     async def publish(
-        self, topic: str, events: list[EventIn], idempotency_key: str | None = None
+        self,
+        topic: str,
+        events: list[EventIn],
+        publisher: Principal | None,
+        address: str,
+        idempotency_key: str | None = None,
     ) -> tuple[list[Published], bool]:
-        """Kafka's positions for ``events``, and whether they were written before (a replay)."""
+        """Kafka's positions for ``events``, and whether they were written before (a replay).
+
+        A topic that does not exist yet is created if the publisher may create it.
+        """
+
+        def may_create() -> None:
+            self._access.check_create(publisher, address, topic)
+
+        scope = publisher.subject if publisher is not None else f"address {address}"
         try:
-            published, replayed = await self._publish(topic, events, idempotency_key)
+            published, replayed = await self._publish(
+                topic, events, idempotency_key and _scoped(scope, idempotency_key), may_create
+            )
         except KafkaUnavailable:
             self._metrics.publish_failures.inc()
             raise
@@ -70,10 +93,14 @@ class Ingest:
         return published, replayed
 
     async def _publish(
-        self, topic: str, events: list[EventIn], idempotency_key: str | None
+        self,
+        topic: str,
+        events: list[EventIn],
+        idempotency_key: str | None,
+        may_create: Callable[[], None],
     ) -> tuple[list[Published], bool]:
         if idempotency_key is None:
-            return await self._publisher.publish(topic, events), False
+            return await self._publisher.publish(topic, events, None, may_create), False
         tags = tags_for(idempotency_key, [(e.type, e.key, e.data) for e in events])
         index = self._broadcasters.get(topic).idempotency
         name = (topic, idempotency_key)
@@ -84,13 +111,21 @@ class Ingest:
             return _replay(topic, batch, tags[0].digest), True
         self._running[name] = done = asyncio.Event()
         try:
-            published = await self._publisher.publish(topic, events, tags)
+            published = await self._publisher.publish(topic, events, tags, may_create)
             for tag, item in zip(tags, published, strict=True):
                 index.answered(tag, item.partition, item.offset, item.key)
             return published, False
         finally:
             del self._running[name]
             done.set()
+
+
+def _scoped(publisher: str, key: str) -> str:
+    """An idempotency key as one publisher's own: two publishers (token subjects, or
+    addresses) that happen to send the same key never answer each other's publishes. The
+    publisher is hashed: a subject has no business in every Kafka record's headers."""
+    digest = hashlib.blake2b(publisher.encode(), digest_size=8).hexdigest()
+    return f"{digest}:{key}"
 
 
 def _replay(topic: str, batch: Batch, digest: str) -> list[Published]:

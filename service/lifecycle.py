@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .access import Access
 from .config import Settings
 from .consume import Feed
 from .history import History
@@ -22,6 +23,7 @@ class Lifecycle:
     """Starts the Kafka clients before serving and stops them after; says when it is ready."""
 
     _settings: Settings
+    _access: Access
     _publisher: Publisher
     _feed: Feed
     _history: History
@@ -29,6 +31,15 @@ class Lifecycle:
     _streams: Streams
 
     async def start(self) -> None:
+        log.info("%s", self._access.policy())
+        if self._settings.publish_open:
+            log.warning(
+                "HERALD_PUBLISH_OPEN is set: ANYONE who can reach this server may publish to "
+                "(and create) every exposed topic. Use it for local development only."
+            )
+        jwks = self._access.verifier.jwks
+        if jwks is not None:
+            await jwks.start()
         await self._publisher.start()
         await self._purger.start()
         await self._feed.start()
@@ -39,7 +50,9 @@ class Lifecycle:
 
     async def stop(self) -> None:
         self.begin_shutdown()
+        jwks = self._access.verifier.jwks
         steps: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
+            *((("JWKS refresh", jwks.stop),) if jwks is not None else ()),
             ("consumer", self._feed.stop),
             ("purger", self._purger.stop),
             ("history reader", self._history.stop),
@@ -62,8 +75,13 @@ class Lifecycle:
 
     def readiness(self) -> dict[str, bool]:
         """What a load balancer asks before sending clients here."""
-        return {
+        checks = {
             "kafka": self._feed.kafka_reachable,
             "consumer": self._feed.positioned.is_set(),
             "serving": not self._streams.closing,
         }
+        jwks = self._access.verifier.jwks
+        if jwks is not None:
+            # Without its keys an instance would refuse every token: not ready for clients.
+            checks["token keys"] = jwks.loaded
+        return checks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -15,6 +16,10 @@ class RepeatFilter(logging.Filter):
     line says what is wrong, the rest only bury other logs.
     """
 
+    # Templates remembered at most: a message formatted before logging (every one different)
+    # must not grow the filter without bound.
+    KEPT = 1000
+
     def __init__(self, interval: float = 30.0) -> None:
         super().__init__()
         self._interval = interval
@@ -23,6 +28,11 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         now = time.monotonic()
         key = (record.name, record.msg)
+        if key not in self._last and len(self._last) >= self.KEPT:
+            horizon = now - self._interval
+            self._last = {k: v for k, v in self._last.items() if v[0] > horizon}
+            if len(self._last) >= self.KEPT:
+                self._last.clear()
         last, held = self._last.get(key, (-self._interval, 0))
         if now - last < self._interval:
             self._last[key] = (last, held + 1)
@@ -58,13 +68,51 @@ def _stale_leadership(arg: object) -> bool:
     return isinstance(arg, (NotLeaderForPartitionError, LeaderNotAvailableError))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+class EscapingFormatter(logging.Formatter):
+    """Writes each message on one line: control characters a client could put into a logged
+    value (a path, a topic name) are escaped, so no one can forge a log line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
+
+
+def escaped(text: str) -> str:
+    """``text`` with line breaks and other control characters as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: what a log collector parses."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in getattr(record, "fields", {}).items():
+            entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    logging.basicConfig(level=level.upper())
     retried = RetriedMetadataErrors()
     repeat = RepeatFilter()
+    formatter: logging.Formatter
+    if log_format == "json":
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
         handler.addFilter(retried)
         handler.addFilter(repeat)
     # Hypercorn logs through its own handler as well as ours: keep one copy.

@@ -68,6 +68,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.broadcasters = Gauge(
+            "herald_broadcasters",
+            "Topics this instance keeps a broadcaster for (the topics it reads, and names a"
+            " client waits on before they exist)",
+            registry=self.registry,
+        )
         self.kafka_up = Gauge(
             "herald_kafka_up",
             "1 when the last Kafka metadata refresh succeeded",

@@ -10,7 +10,7 @@ from typing import Protocol, TypeVar
 
 from .events import Event, EventRun, Scope
 from .subscription import Subscription
-from .wire import Format, event_frame, event_ws_frame, own_event_frame, ws_frame
+from .wire import Format, event_frame, event_ws_frame, own_event_frame, skipped_frame, ws_frame
 
 # What a drain yields: frames of the wire format, or whole WebSocket frames.
 _F = TypeVar("_F", bytes, str, bytes | str)
@@ -44,6 +44,7 @@ class Outbox:
         "__weakref__",
         "_holds",
         "_items",
+        "_latest",
         "_pending_events",
         "_room",
         "_waiter",
@@ -65,7 +66,7 @@ class Outbox:
         # An event waits with its subscriber's own id when that differs from the shared one.
         # A list, not a deque: an empty deque holds a 64-slot block (~700 bytes per
         # connection), and a drain takes everything anyway.
-        self._items: list[tuple[Subscription, Event, str | None] | bytes | str] = []
+        self._items: list[tuple[Subscription, Event, str | None] | _Latest | bytes | str] = []
         self._pending_events = 0
         # How many of the frames the last drain returned were events (for metrics).
         self.drained_events = 0
@@ -79,6 +80,8 @@ class Outbox:
         self.writing_since = 0.0
         self.direct: DirectWrite | None = None
         self._holds = 0
+        # For mode=latest subscriptions: the event waiting per (subscription, key), if any.
+        self._latest: dict[tuple[Subscription, str | None], _Latest] | None = None
 
     def put_run(self, subscription: Subscription, run: EventRun) -> bool:
         """Hand over events from the fan-out: written at once when the connection is idle
@@ -104,19 +107,47 @@ class Outbox:
         """Queue ``event``; False when the outbox overflowed (the subscriber is lagging)."""
         if self.overflowed or self.closed:
             return False
-        if self._pending_events >= self.capacity:
-            self.overflowed = True
-            self.wake()
-            self._make_room()
-            return False
         # The raised id is fixed now, in queue order: a floor set at a hand-over must not
         # touch the catch-up events still waiting ahead of it.
         own_id = subscription.own_id(event) if subscription.floor is not None else None
-        self._items.append((subscription, event, own_id))
-        self._pending_events += 1
+        if subscription.latest:
+            self._put_latest(subscription, event, own_id)
+        else:
+            if self._pending_events >= self.capacity:
+                self._overflow()
+                return False
+            self._items.append((subscription, event, own_id))
+            self._pending_events += 1
+        if self.overflowed:
+            return False
         if self._waiter is not None:
             self.wake()
         return True
+
+    def _put_latest(self, subscription: Subscription, event: Event, own_id: str | None) -> None:
+        """Queue ``event`` for a ``mode=latest`` subscription: an event of the same key still
+        waiting is dropped (counted as skipped on this one), so what waits is the newest per
+        key. The new one goes to the end: ids keep growing in queue order."""
+        waiting = self._latest.get((subscription, event.key)) if self._latest else None
+        skipped = 0
+        if waiting is not None and waiting.event is not None:
+            skipped = waiting.skipped + 1
+            waiting.event = None
+            self._pending_events -= 1
+        elif self._pending_events >= self.capacity:
+            self._overflow()
+            return
+        latest = _Latest(subscription, event, own_id, skipped)
+        if self._latest is None:
+            self._latest = {}
+        self._latest[(subscription, event.key)] = latest
+        self._items.append(latest)
+        self._pending_events += 1
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self.wake()
+        self._make_room()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -144,6 +175,16 @@ class Outbox:
         """
         if self.overflowed or self.closed:
             return 0
+        if subscription.latest:
+            # Conflated as they come: the queue holds at most one event per key.
+            for event in events:
+                raised = subscription.own_id(event) if subscription.floor is not None else None
+                self._put_latest(subscription, event, raised)
+                if self.overflowed:
+                    return 0
+            if self._waiter is not None:
+                self.wake()
+            return len(events)
         room = max(1, self.capacity // 2) - self._pending_events
         if room <= 0:
             return 0
@@ -157,6 +198,11 @@ class Outbox:
         if self._waiter is not None:
             self.wake()
         return len(taken)
+
+    @property
+    def catch_up_room(self) -> int:
+        """How many events a catch-up may still queue now (see put_catch_up)."""
+        return max(1, self.capacity // 2) - self._pending_events
 
     async def room_for_catch_up(self) -> bool:
         """Wait until put_catch_up would take an event; False once the outbox is closed or
@@ -186,7 +232,8 @@ class Outbox:
             (
                 i
                 for i, item in enumerate(self._items)
-                if isinstance(item, tuple) and item[0] is subscription
+                if (isinstance(item, tuple) and item[0] is subscription)
+                or (isinstance(item, _Latest) and item.subscription is subscription)
             ),
             len(self._items),
         )
@@ -248,26 +295,39 @@ class Outbox:
         for item in items:
             if isinstance(item, tuple):
                 subscription, event, own_id = item
-                scope = subscription.scope
-                if own_id is None:
-                    frames.append(shared(event, fmt, scope))
-                    subscription.cursor = event.id(scope)
-                else:
-                    frames.append(own(event, fmt, scope, own_id))
-                    subscription.cursor = own_id
+            elif isinstance(item, _Latest):
+                if item.event is None:
+                    continue  # a newer event of its key took its place
+                subscription, event, own_id = item.subscription, item.event, item.own_id
+                if item.skipped:
+                    skipped = skipped_frame(fmt, subscription.topic, event.key, item.skipped)
+                    frames.append(control(skipped))
             else:
                 frames.append(control(item))
+                continue
+            scope = subscription.scope
+            if own_id is None:
+                frames.append(shared(event, fmt, scope))
+                subscription.cursor = event.id(scope)
+            else:
+                frames.append(own(event, fmt, scope, own_id))
+                subscription.cursor = own_id
         self._after_drain()
         return frames
 
     def drain_events(self) -> list[Event]:
         """Take the waiting events themselves (for a long-poll, which renders its own page)."""
-        events = [item[1] for item in self._items if isinstance(item, tuple)]
+        events = [
+            item[1] if isinstance(item, tuple) else item.event
+            for item in self._items
+            if isinstance(item, tuple) or (isinstance(item, _Latest) and item.event is not None)
+        ]
         self._items.clear()
         self._after_drain()
-        return events
+        return events  # type: ignore[return-value]
 
     def _after_drain(self) -> None:
+        self._latest = None
         self.drained_at = time.monotonic()
         self.drained_events = self._pending_events
         self._pending_events = 0
@@ -276,6 +336,21 @@ class Outbox:
 
 
 _monotonic = time.monotonic
+
+
+class _Latest:
+    """A waiting event of a ``mode=latest`` subscription: dropped (``event`` None) when a
+    newer one of its key arrives, which then counts it among those ``skipped``."""
+
+    __slots__ = ("event", "own_id", "skipped", "subscription")
+
+    def __init__(
+        self, subscription: Subscription, event: Event, own_id: str | None, skipped: int
+    ) -> None:
+        self.subscription = subscription
+        self.event: Event | None = event
+        self.own_id = own_id
+        self.skipped = skipped
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

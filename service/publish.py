@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import Settings
@@ -13,7 +14,7 @@ from .events import EventIn
 from .idempotency import Tag
 from .kafka import FAILURES, Admin, Kafka, Producer
 from .records import to_record
-from .topics import TopicPolicy, partition_for_key
+from .topics import TopicPolicy, unkeyed_partition
 
 log = logging.getLogger(__name__)
 
@@ -92,27 +93,32 @@ class Publisher:
             return producer
 
     async def publish(
-        self, topic: str, events: list[EventIn], tags: list[Tag] | None = None
+        self,
+        topic: str,
+        events: list[EventIn],
+        tags: list[Tag] | None = None,
+        may_create: Callable[[], None] | None = None,
     ) -> list[Published]:
         """Write ``events`` to ``topic``; return only after Kafka acknowledged every one.
 
-        With idempotency ``tags``, an unkeyed event's partition follows from its tag, so a
-        retried write lands next to the first (see idempotency).
+        A topic Kafka does not have is created (with HERALD_AUTO_CREATE_TOPICS) once
+        ``may_create`` allows it (it raises when not). Unkeyed events all go to one partition
+        of the topic (``unkeyed_partition``): they keep their publish order, and a retried
+        idempotent write lands next to the first (see idempotency).
         """
         if not self._policy.exposed(topic):
             raise UnknownTopic(f"topic {topic!r} is not exposed")
         producer = self._producer or await self._connect()
-        await self._ensure_topic(topic)
+        await self._ensure_topic(topic, may_create)
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
-                partitions = len(await producer.partitions_for(topic)) if tags else 0
+                unkeyed: int | None = None
+                if any(event.key is None for event in events):
+                    unkeyed = unkeyed_partition(topic, len(await producer.partitions_for(topic)))
                 pending = []
                 for index, event in enumerate(events):
-                    tag = tags[index] if tags else None
-                    key, value, headers = to_record(event, tag)
-                    partition = None
-                    if tag is not None and key is None:
-                        partition = partition_for_key(f"{tag.key}/{tag.index}", partitions)
+                    key, value, headers = to_record(event, tags[index] if tags else None)
+                    partition = unkeyed if key is None else None
                     sent = await producer.send(
                         topic, value, key=key, headers=headers, partition=partition
                     )
@@ -130,7 +136,7 @@ class Publisher:
             for event, meta in zip(events, acked, strict=True)
         ]
 
-    async def _ensure_topic(self, topic: str) -> None:
+    async def _ensure_topic(self, topic: str, may_create: Callable[[], None] | None) -> None:
         if topic in self._known_topics:
             return
         admin = self._admin
@@ -139,8 +145,9 @@ class Publisher:
         try:
             async with asyncio.timeout(settings.publish_timeout_s):
                 if topic not in await admin.partition_counts([topic]):
-                    if not settings.auto_create_topics:
+                    if not settings.auto_create_topics or may_create is None:
                         raise UnknownTopic(f"topic {topic!r} does not exist")
+                    may_create()
                     await admin.create_topic(
                         topic, settings.topic_partitions, settings.topic_replication
                     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -21,6 +22,8 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 5.0
+# Purges in flight at once: a burst of topics must not open a connection each.
+_CONCURRENT = 8
 
 
 class Purger:
@@ -39,6 +42,9 @@ class Purger:
         # When each recently purged topic was purged (loop time): one purge per interval.
         self._purged_at: dict[str, float] = {}
         self._wake = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(_CONCURRENT)
+        # The purge URL as logs may show it: no credentials, no query.
+        self._where = _shown(settings.purge_url)
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -84,6 +90,10 @@ class Purger:
                     await self._wake.wait()
 
     async def _purge(self, topic: str) -> None:
+        async with self._in_flight:
+            await self._send_purge(topic)
+
+    async def _send_purge(self, topic: str) -> None:
         assert self._client is not None
         try:
             response = await self._client.request(
@@ -93,7 +103,7 @@ class Purger:
             )
         except httpx.HTTPError as exc:
             # The CDN keeps serving until max-age: stale for a while, never wrong.
-            log.warning("purge of %s at %s failed: %r", topic, self._settings.purge_url, exc)
+            log.warning("purge of %s at %s failed: %s", topic, self._where, type(exc).__name__)
             self._metrics.purges.labels("failed").inc()
             return
         if response.is_success:
@@ -101,3 +111,11 @@ class Purger:
         else:
             log.warning("purge of %s refused: %d", topic, response.status_code)
             self._metrics.purges.labels("refused").inc()
+
+
+def _shown(url: str) -> str:
+    """``url`` without what may be secret in it (user info, query, fragment)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))

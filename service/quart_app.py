@@ -7,15 +7,16 @@ from quart import Blueprint, Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import cache_policy
-from .browser_security import Origins, browser_headers, preflight
+from .browser_security import browser_headers, preflight
 from .config import Settings
 from .errors import HeraldError
 from .metrics import Metrics
 from .problems import PROBLEM_JSON, problem_of
+from .transports.identity import Gate
 
 
 def quart_app(
-    settings: Settings, origins: Origins, metrics: Metrics, blueprints: list[Blueprint]
+    settings: Settings, gate: Gate, metrics: Metrics, blueprints: list[Blueprint]
 ) -> Quart:
     """A Quart app with ``blueprints``, answering as Herald's own routes do: problems for
     errors, browser headers, a Cache-Control on every answer, requests counted per route."""
@@ -31,14 +32,14 @@ def quart_app(
     async def answer_preflight() -> Response | None:
         if request.method != "OPTIONS":
             return None
-        status, headers = preflight(origins, request.headers.get("Origin"))
+        status, headers = preflight(gate.origins, request.headers.get("Origin"))
         return Response(b"", status=status, headers=dict(headers))
 
     # One hook rather than three: Quart awaits each hook of every request.
     @app.after_request
     async def finish_response(response: Response) -> Response:
         for name, value in browser_headers(
-            origins, settings, request.headers.get("Origin"), request.scheme
+            gate.origins, settings, request.headers.get("Origin"), gate.scheme(request)
         ):
             if name == "Vary":
                 response.vary.add(value)  # next to what the route varies by

@@ -47,7 +47,7 @@ class Reads:
 
     def is_private(self, topic: str) -> bool:
         """Whether reading ``topic`` needs a token (its answers are then never cached)."""
-        return self._access.is_private(topic)
+        return not self._access.is_public(topic)
 
     async def readable(
         self, topic: str, key: str | None, principal: Principal | None
@@ -73,27 +73,46 @@ class Reads:
         key: str | None,
         since: str | None,
         principal: Principal | None,
+        address: str,
+        latest: bool = False,
     ) -> Opened:
-        """Subscribe ``outbox`` to ``topic`` (and ``key``), from ``since`` or the live head."""
+        """Subscribe ``outbox`` to ``topic`` (and ``key``), from ``since`` or the live head;
+        ``latest`` asks for mode=latest (only the newest waiting event per key)."""
         broadcaster = await self.readable(topic, key, principal)
         if since is None:
-            return Opened(broadcaster.subscribe(outbox, key), recovered=True)
-        start = await self._resumer.start(broadcaster, key, since)
+            return Opened(broadcaster.subscribe(outbox, key, latest=latest), recovered=True)
+        try:
+            start = await self._resumer.start(broadcaster, key, since)
+        except BaseException:
+            self.done(topic)
+            raise
         reset_to = None if start.recovered else start.cursor.encode(topic)
         # No await between the check and the subscription: the ring cannot move in between.
-        if broadcaster.covers(start.cursor, key):
-            subscription = broadcaster.subscribe(outbox, key, start.cursor)
+        # A replay bigger than the queue takes at once is caught up paced instead.
+        if broadcaster.covers(start.cursor, key) and not broadcaster.backlog(
+            start.cursor, key, outbox.catch_up_room
+        ):
+            subscription = broadcaster.subscribe(outbox, key, start.cursor, latest=latest)
             return Opened(subscription, start.recovered, reset_to)
-        subscription = Subscription(topic, key, outbox, cursor=start.cursor.encode(topic))
-        catch_up = self._resumer.catch_up(broadcaster, subscription, start.cursor)
+        subscription = Subscription(
+            topic, key, outbox, cursor=start.cursor.encode(topic), latest=latest
+        )
+        catch_up = self._resumer.catch_up(broadcaster, subscription, start.cursor, address)
         return Opened(subscription, start.recovered, reset_to, catch_up)
 
     async def page(
-        self, broadcaster: Broadcaster, key: str | None, after: str, limit: int
+        self, broadcaster: Broadcaster, key: str | None, after: str, limit: int, address: str
     ) -> tuple[Start, Page]:
         """Where ``after`` starts, and up to ``limit`` events from there."""
         start = await self._resumer.start(broadcaster, key, after)
-        return start, await self._resumer.page(broadcaster, key, start.cursor, limit)
+        page = await self._resumer.page(broadcaster, key, start.cursor, limit, address)
+        return start, page
 
     def close(self, subscription: Subscription) -> None:
         self._broadcasters.get(subscription.topic).unsubscribe(subscription)
+        self._broadcasters.release(subscription.topic)
+
+    def done(self, topic: str) -> None:
+        """A request that read ``topic`` (a page, a snapshot) is answered: keep no state for
+        a topic Kafka does not have."""
+        self._broadcasters.release(topic)

@@ -46,6 +46,13 @@ class Page:
     scope: Scope
     after: Cursor
 
+    def newest_per_key(self) -> tuple[Page, int]:
+        """This page with only the newest event of each key (mode=latest), and how many
+        were skipped; ``next`` is unchanged, so the reader still moves past all of them."""
+        newest = {event.key: event for event in self.events}
+        kept = [event for event in self.events if newest[event.key] is event]
+        return Page(kept, self.next, self.scope, self.after), len(self.events) - len(kept)
+
     def render(self) -> list[dict[str, Any]]:
         """The events as delivered; whole-topic ids never fall below the page's start."""
         floor = self.after.as_dict() if self.scope is Scope.TOPIC else {}
@@ -60,8 +67,11 @@ class Page:
 class Resumer:
     """Turns ``since`` values into positions and replays what the ring no longer holds."""
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, scan_limit: int = 10_000) -> None:
         self.history = history
+        # Records a page may read from Kafka: a key's page skips the other keys' records,
+        # and a key with few events must not make one request scan a whole partition.
+        self._scan_limit = scan_limit
 
     async def start(self, broadcaster: Broadcaster, key: str | None, since: str) -> Start:
         """Parse ``since`` (a cursor, ``earliest`` or an RFC 3339 time) into a start point."""
@@ -88,16 +98,23 @@ class Resumer:
         return Start(Cursor.of(_raise_to(wanted, begins)), recovered=not lost, fixed=not lost)
 
     async def catch_up(
-        self, broadcaster: Broadcaster, subscription: Subscription, start: Cursor
+        self, broadcaster: Broadcaster, subscription: Subscription, start: Cursor, owner: str
     ) -> None:
-        """Deliver from ``start`` out of Kafka, then hand ``subscription`` to the live stream."""
+        """Deliver from ``start`` out of Kafka, then hand ``subscription`` to the live stream.
+
+        ``owner`` (the client's address) may run only so many catch-ups at once.
+        """
         key = subscription.key
+        outbox = subscription.outbox
         current = _positions_from(start, broadcaster.partitions_for(key), key)
-        while not broadcaster.covers(Cursor.of(current), key):
-            target = {p: broadcaster.positions.get(p, 0) for p in current}
+        # From Kafka while the ring does not cover where the reader stands, or holds more
+        # after it than the queue takes at once (what arrives meanwhile is the next round).
+        while not broadcaster.covers(Cursor.of(current), key) or broadcaster.backlog(
+            Cursor.of(current), key, outbox.catch_up_room
+        ):
+            target = await self._target(broadcaster, current)
             # aclosing: a cancelled catch-up stops its Kafka reader now, not at collection.
-            reading = self._read(broadcaster, key, current, target)
-            outbox = subscription.outbox
+            reading = self._read(broadcaster, key, current, target, owner)
             async with contextlib.aclosing(reading):
                 async for events in reading:
                     put = outbox.put_catch_up(subscription, events)
@@ -110,21 +127,29 @@ class Resumer:
         broadcaster.subscribe(subscription.outbox, key, Cursor.of(current), subscription)
 
     async def page(
-        self, broadcaster: Broadcaster, key: str | None, after: Cursor, limit: int
+        self, broadcaster: Broadcaster, key: str | None, after: Cursor, limit: int, owner: str
     ) -> Page:
-        """Up to ``limit`` events after ``after``: from Kafka while the ring lacks them."""
+        """Up to ``limit`` events after ``after``: from Kafka while the ring lacks them.
+
+        A read that scanned its limit of records stops there with what it found, and a
+        ``next`` cursor where it stopped (a partial page).
+        """
         scope = Scope.PARTITION if key is not None else Scope.TOPIC
         current = _positions_from(after, broadcaster.partitions_for(key), key)
         events: list[Event] = []
-        if not broadcaster.covers(after, key):
-            target = {p: broadcaster.positions.get(p, 0) for p in current}
-            reading = self._read(broadcaster, key, current, target)
+        if not broadcaster.covers(after, key) or not _assigned(broadcaster, current):
+            begun = dict(current)
+            target = await self._target(broadcaster, current)
+            reading = self._read(broadcaster, key, current, target, owner)
             async with contextlib.aclosing(reading):
                 async for batch in reading:
                     for event in batch:
                         events.append(event)
                         if len(events) == limit:
                             return Page(events, event.cursor(scope), scope, after)
+                    scanned = sum(current[p] - begun.get(p, 0) for p in current)
+                    if scanned >= self._scan_limit:
+                        return Page(events, Cursor.of(current), scope, after)
         for event in broadcaster.events_after(Cursor.of(current), key):
             events.append(event)
             current[event.partition] = event.offset + 1
@@ -133,14 +158,23 @@ class Resumer:
         head = broadcaster.cursor(key).as_dict()
         return Page(events, Cursor.of(_raise_to(current, head)), scope, after)
 
+    async def _target(self, broadcaster: Broadcaster, current: dict[int, int]) -> dict[int, int]:
+        """Where a read from Kafka stops: the broadcaster's positions, or Kafka's ends for a
+        topic the consumer does not read yet (created a moment ago)."""
+        if _assigned(broadcaster, current):
+            return {p: broadcaster.positions[p] for p in current}
+        return await self.history.ends(broadcaster.topic, current)
+
     async def _read(
         self,
         broadcaster: Broadcaster,
         key: str | None,
         current: dict[int, int],
         target: dict[int, int],
+        owner: str,
     ) -> AsyncGenerator[list[Event], None]:
-        """Events from Kafka between ``current`` and ``target``, a fetch at a time.
+        """Events from Kafka between ``current`` and ``target``, a fetch at a time (a fetch
+        that holds none of them gives an empty list).
 
         ``current`` advances past each fetch as it is yielded: every event carries its own
         cursor, which is where a reader that stops within a fetch stands.
@@ -148,7 +182,7 @@ class Resumer:
         topic = broadcaster.topic
         is_repeat = broadcaster.idempotency.is_repeat
         reading = Reading(topic, current)
-        batches = self.history.records(topic, dict(current), target)
+        batches = self.history.records(topic, dict(current), target, owner)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 events: list[Event] = []
@@ -165,10 +199,13 @@ class Resumer:
                     # A second copy of an idempotent publish is never delivered (see idempotency).
                     if event.tag is None or not is_repeat(event.tag, event.partition, event.offset):
                         events.append(event)
-                if events:
-                    yield events
+                yield events
         # Offsets may skip at the end (compaction, markers): the read reached the target.
         current.update(_raise_to(current, target))
+
+
+def _assigned(broadcaster: Broadcaster, partitions: dict[int, int]) -> bool:
+    return all(p in broadcaster.positions for p in partitions)
 
 
 def _positions_from(cursor: Cursor, partitions: list[int], key: str | None) -> dict[int, int]:

@@ -24,11 +24,14 @@ from hypercorn.typing import ASGIFramework
 
 from .app import create_app
 from .config import Settings
+from .transports.ws_extensions import decline_compression
 
 log = logging.getLogger(__name__)
 
 
 def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config:
+    # No compressed WebSocket frames: each could inflate to far more than any size limit.
+    decline_compression()
     config = Config()
     config.bind = [settings.bind if listen_fd is None else f"fd://{listen_fd}"]
     config.accesslog = None
@@ -38,10 +41,10 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
     # above it because Hypercorn 0.18 does not close promptly once its cap is hit and the
     # client sends another frame (its buffer is not cleared after FrameTooLargeError).
     config.websocket_max_message_size = 2 * settings.max_body_bytes + 64 * 1024
-    # Unbounded: once an app stops reading (a WebSocket closed for a flood), Hypercorn's put
-    # of the disconnect into a full bounded queue blocks for good and the socket is never
-    # closed.
-    config.max_app_queue_size = 0
+    # Inbound WebSocket messages wait here for the app: a few at most, since the app keeps
+    # reading (its reader never waits for Kafka, and a closed connection is read off until
+    # the client leaves: Hypercorn's put into a full queue would otherwise block for good).
+    config.max_app_queue_size = 4
     # No Hypercorn pings: its ping task outlives a closed socket by up to one interval and
     # holds up shutdown. The WebSocket transport sends its own heartbeat op instead.
     config.websocket_ping_interval = None

@@ -26,6 +26,8 @@ class Subscription:
     # A whole-topic resume's start: ids are raised to it until this instance's own cursor
     # passes it (see Event.raised_to), then this is dropped and frames are shared again.
     floor: dict[int, int] | None = None
+    # mode=latest: while events wait for the client, only the newest per key is kept.
+    latest: bool = False
     # Which id its events carry: fixed by the key, kept as a field (read per delivery).
     scope: Scope = field(init=False)
 

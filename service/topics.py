@@ -32,3 +32,9 @@ def partition_for_key(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner puts ``key`` on (murmur2, as the Java client)."""
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+def unkeyed_partition(topic: str, partitions: int) -> int:
+    """The one partition every unkeyed event of ``topic`` goes to, so that a topic's unkeyed
+    stream keeps its publish order: chosen from the topic name, as a key chooses its own."""
+    return partition_for_key(topic, partitions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -13,14 +13,22 @@ from . import portable
 from .errors import Invalid
 from .events import DEFAULT_TYPE, EventIn
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+# The project's schemas/, shipped inside the package (service/schemas): found the same way in a
+# checkout and in an installed wheel.
+SCHEMAS = resources.files("service").joinpath("schemas")
+
+
+def schema_text(name: str) -> str:
+    """One of the shipped JSON Schema or OpenAPI documents."""
+    return SCHEMAS.joinpath(name).read_text(encoding="utf-8")
 
 
 class EventValidator:
     """Checks one event or a batch and turns it into EventIn values."""
 
-    def __init__(self, max_batch: int, schemas_dir: Path = SCHEMAS_DIR) -> None:
-        schema = json.loads((schemas_dir / "event-in.schema.json").read_text())
+    def __init__(self, max_batch: int, schema: dict[str, Any] | None = None) -> None:
+        """Events as ``schema`` says (default: the shipped event-in.schema.json)."""
+        schema = schema or json.loads(schema_text("event-in.schema.json"))
         Draft202012Validator.check_schema(schema)
         self._validator = Draft202012Validator(schema)
         self._shape = _Shape.of(schema)

@@ -80,10 +80,21 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# The most entries a client's msgpack array or map may declare: msgpack sizes containers up
+# front from their header, so a few bytes could otherwise ask for a huge one.
+MAX_ENTRIES = 100_000
+
+
 def parse_msgpack(raw: bytes) -> Any:
     """Client msgpack as a Python value (string map keys only); otherwise Malformed."""
     try:
-        return msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        return msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=MAX_ENTRIES,
+            max_map_len=MAX_ENTRIES,
+        )
     except (ValueError, RecursionError, msgpack.UnpackException) as exc:
         raise Malformed(f"not msgpack: {str(exc)[:200]}") from None
 
@@ -124,6 +135,7 @@ def _event_json(event: Event, scope: Scope, event_id: str) -> str:
     # An id is base64url and a time RFC 3339: neither needs escaping.
     return (
         f'{{"id":"{event_id}","topic":{_json_string(event.topic)},"key":{key},'
+        f'"partition":{event.partition},"offset":"{event.offset}",'
         f'"type":{_json_string(event.type)},"time":"{event.time}","data":{data}}}'
     )
 
@@ -268,3 +280,12 @@ def sse_frame(
 ) -> bytes:
     """A control frame on an SSE stream (heartbeat, retry, lagging, reset)."""
     return ServerSentEvent(data=data, event=event, comment=comment, retry=retry, id=id).encode()
+
+
+def skipped_frame(fmt: Format, topic: str, key: str | None, count: int) -> bytes | str:
+    """Tells a ``mode=latest`` subscriber that ``count`` events of ``key`` were skipped
+    before the next one: WebSocket op ``skipped``, SSE ``event: skipped``."""
+    body = {"topic": topic, "key": key, "count": count}
+    if fmt is Format.SSE:
+        return sse_frame(event="skipped", data=dump_json(body))
+    return encode_message({"op": "skipped", **body}, fmt)

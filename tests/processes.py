@@ -142,12 +142,15 @@ class HeraldProcess:
             "HERALD_BIND": f"127.0.0.1:{self.port}",
             "HERALD_KAFKA_BOOTSTRAP": bootstrap,
             "HERALD_TOPIC_REFRESH_S": "0.3",
-            # Most tests are about delivery, not access: they publish without a token.
-            # The security tests start servers with publish_open="false".
+            # Most tests are about delivery, not access: they read and publish without a
+            # token. The security tests set their own public_topics and publish_open="false".
+            "HERALD_PUBLIC_TOPICS": ".*",
             "HERALD_PUBLISH_OPEN": "true",
             # Load and fault tests publish fast from one address; the limit tests set these.
             "HERALD_PUBLISH_RATE_PER_ADDRESS": "1000000",
             "HERALD_PUBLISH_BURST_PER_ADDRESS": "1000000",
+            # Every test makes topics of its own, all from one address.
+            "HERALD_TOPIC_CREATIONS_PER_HOUR": "1000000",
             **{f"HERALD_{name.upper()}": value for name, value in settings.items()},
         }
         # Command-line arguments after ``serve``, such as ``["--workers", "2"]``.

@@ -26,9 +26,13 @@ from service.server import hypercorn_config
 # publishing (most tests are about delivery, not access), no publish rate limit worth the
 # name, and topics found at once (the in-memory cluster costs nothing to ask).
 DEFAULTS = {
+    # Nothing is public unless declared so: the tests that are not about access read freely.
+    "public_topics": ".*",
     "publish_open": "true",
     "publish_rate_per_address": "1000000",
     "publish_burst_per_address": "1000000",
+    # Every test makes topics of its own, all from one address.
+    "topic_creations_per_hour": "1000000",
     "topic_refresh_s": "0.05",
 }
 

@@ -16,6 +16,7 @@ def token(
     *,
     subscribe: list[str] | None = None,
     publish: list[str] | None = None,
+    create: list[str] | None = None,
     ttl: float = 300,
     secret: str = SECRET,
     algorithm: str = "HS256",
@@ -27,7 +28,7 @@ def token(
         "sub": sub,
         "exp": int(now + ttl),
         "iat": int(now),
-        "herald": {"subscribe": subscribe or [], "publish": publish or []},
+        "herald": {"subscribe": subscribe or [], "publish": publish or [], "create": create or []},
         **claims,
     }
     encoded = jwt.encode(payload, secret, algorithm=algorithm, headers=headers)

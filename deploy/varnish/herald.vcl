@@ -10,6 +10,9 @@ import std;
 
 #@ORIGINS@
 
+# Who may purge: Herald instances on this host. A TLS terminator on the same host (hitch,
+# nginx) makes every client look like 127.0.0.1: give it the PROXY protocol (varnishd
+# -a :6086,PROXY) so client.ip is the real client, or this ACL lets anyone purge.
 acl purgers {
     "127.0.0.1";
     "::1";
@@ -42,8 +45,20 @@ sub vcl_recv {
         }
         return (synth(200, "Purged"));
     }
+    if (req.url ~ "^/(metrics|healthz|readyz)(\?|$)") {
+        # For the load balancer and the scraper, on Herald's own port: not for the public.
+        return (synth(404, "Not Found"));
+    }
     if (req.http.Upgrade ~ "(?i)websocket") {
         return (pipe);
+    }
+    if (req.url ~ "^/v1/topics/[^/?]+/(snapshot|events)\?") {
+        # One object per answer Herald can give: parameters it does not read are dropped
+        # (else ?x=<random> would miss the cache every time, and could fill it with copies
+        # of year-long immutable pages), and the rest are put in one order.
+        set req.url = regsuball(req.url, "(?<=[?&])(?!(?:key|after|limit|wait|mode|access_token)=)[^&]*(&|$)", "");
+        set req.url = regsub(req.url, "[?&]+$", "");
+        set req.url = std.querysort(req.url);
     }
     if (req.url ~ "^/v1/topics/[^/?]+/stream") {
         # Server-Sent Events: one origin stream per client, passed through as it comes.

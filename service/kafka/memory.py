@@ -77,6 +77,7 @@ class MemoryLog:
             if key is not None:
                 partition = partition_for_key(key.decode(errors="replace"), len(partitions))
             else:
+                # Kafka's own producer spreads unkeyed records (Herald never leaves it to it).
                 partition = next(self._spread) % len(partitions)
         log = partitions[partition]
         timestamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms

@@ -19,7 +19,15 @@ const herald = connect(location.origin, {
 const $ = (id) => document.getElementById(id);
 
 // What the page shows, for people and for the browser tests: events in arrival order.
-const demo = { client: herald, states: [], feed: [], notifications: [], duplicates: 0 };
+const demo = {
+  client: herald,
+  states: [],
+  feed: [],
+  notifications: [],
+  duplicates: 0,
+  // What this page published, recognised when it comes back: {partition, offset, delivered}.
+  published: [],
+};
 window.heraldDemo = demo;
 
 // -- connection state --------------------------------------------------------------------
@@ -74,6 +82,10 @@ function show(list, event) {
   }
   seen[list].add(event.id);
   demo[list].push({ id: event.id, key: event.key, type: event.type, text: describe(event.data) });
+  // A delivered event carries what its publish was answered with: the page knows its own.
+  const own = demo.published.find(
+    (mine) => mine.partition === event.partition && mine.offset === event.offset,
+  );
   $(`${list}-count`).textContent = plural(demo[list].length, list === "feed" ? "event" : "notification");
 
   const item = document.createElement("li");
@@ -95,9 +107,29 @@ function show(list, event) {
     item.append(key, " ");
   }
   item.append(body);
+  if (list === "feed") {
+    arrived.set(`${event.partition}:${event.offset}`, item);
+    if (arrived.size > SHOWN) arrived.delete(arrived.keys().next().value);
+    if (own) markDelivered(own, item);
+  }
   const target = $(list);
   target.prepend(item);
   while (target.children.length > SHOWN) target.lastChild.remove();
+}
+
+// The feed's items by the identity of their event ("partition:offset"): an event may come back
+// before its publish's answer does.
+const arrived = new Map();
+
+function markDelivered(own, item) {
+  own.delivered = true;
+  item.dataset.own = "delivered";
+  const mark = document.createElement("span");
+  mark.className = "own";
+  mark.title = "published from this page, and delivered back";
+  mark.textContent = " ✓✓";
+  item.append(mark);
+  $("publish-status").textContent = `delivered ✓✓ (partition ${own.partition}, offset ${own.offset})`;
 }
 
 function plural(count, noun) {
@@ -121,7 +153,12 @@ $("publish").addEventListener("submit", async (submit) => {
       { text: $("publish-text").value },
       { key: $("publish-key").value || undefined, type: $("publish-type").value || undefined },
     );
-    status.textContent = `published: partition ${published.partition}, offset ${published.offset}`;
+    // Published (acknowledged by Kafka) ✓; delivered ✓✓ once it comes back on the feed.
+    const own = { partition: published.partition, offset: published.offset, delivered: false };
+    demo.published.push(own);
+    status.textContent = `published ✓ (partition ${own.partition}, offset ${own.offset})`;
+    const item = arrived.get(`${own.partition}:${own.offset}`);
+    if (item) markDelivered(own, item);
   } catch (error) {
     status.textContent = `not published: ${error.message}`;
   }

@@ -15,12 +15,13 @@ from werkzeug.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
 from ..asgi import Receive, Scope, Send
-from ..browser_security import Origins, browser_headers
+from ..browser_security import browser_headers
 from ..cache_policy import NEVER
 from ..config import Settings
 from ..errors import HeraldError, RequestTimeout, TooLarge
 from ..metrics import Metrics
 from ..problems import PROBLEM_JSON, problem_of
+from .identity import Gate
 
 JSON = "application/json"
 Headers = list[tuple[str, str]]
@@ -186,8 +187,8 @@ class Answers:
     """How Herald's ASGI routes answer: every answer carries the browser headers, a
     Cache-Control (``no-store`` unless the route says otherwise) and is counted per route."""
 
-    def __init__(self, origins: Origins, settings: Settings, metrics: Metrics) -> None:
-        self._origins = origins
+    def __init__(self, gate: Gate, settings: Settings, metrics: Metrics) -> None:
+        self._gate = gate
         self._settings = settings
         self._metrics = metrics
 
@@ -200,7 +201,10 @@ class Answers:
             # A cache keeps an answer without Cache-Control for its own default time.
             named.append(("Cache-Control", NEVER))
         named += browser_headers(
-            self._origins, self._settings, request.headers.get("Origin"), request.scheme
+            self._gate.origins,
+            self._settings,
+            request.headers.get("Origin"),
+            self._gate.scheme(request),
         )
         return [(name.lower().encode(), value.encode("latin-1")) for name, value in named]
 

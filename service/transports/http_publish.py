@@ -26,6 +26,7 @@ from .identity import Gate
 log = logging.getLogger(__name__)
 
 ROUTE = "publish"
+_REFUSED_EARLY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +44,17 @@ class PublishRoute:
         settings = self.settings
         problem: HeraldError | None = None
         answer, headers = b"", list[tuple[str, str]]()
+        # What is read off a refused body before the answer goes out (a server that closes
+        # with unread bytes resets the connection, answer and all): up to twice the largest
+        # a publish may have, enough for one a little too large; little for a client refused
+        # before its body was looked at (no token, rate limited).
+        allowance = _REFUSED_EARLY_BYTES
         try:
-            answer, headers = await self._publish(request, body, topic)
+            principal = self.gate.principal(request)
+            address = self.gate.address(request)
+            self.ingest.knock(principal, address)
+            allowance = 2 * settings.max_body_bytes
+            answer, headers = await self._publish(request, body, topic, principal, address)
         except ClientLeft:
             return
         except HeraldError as error:
@@ -52,12 +62,8 @@ class PublishRoute:
         except Exception:
             log.exception("publish to %r failed", topic)
             problem = InternalError("the publish failed inside Herald")
-        # The rest of a refused body is read off before the answer goes out (up to twice the
-        # largest a publish may have: enough for one a little too large).
         try:
-            await body.discard(
-                2 * settings.max_body_bytes, settings.body_timeout_s, request.content_length
-            )
+            await body.discard(allowance, settings.body_timeout_s, request.content_length)
         except ClientLeft:
             return
         if not body.complete:
@@ -70,11 +76,15 @@ class PublishRoute:
             await self.answers.send(send, request, ROUTE, 201, answer, headers)
 
     async def _publish(
-        self, request: Request, body: Body, topic: str
+        self,
+        request: Request,
+        body: Body,
+        topic: str,
+        principal: Principal | None,
+        address: str,
     ) -> tuple[bytes, list[tuple[str, str]]]:
         """The body and headers of the 201 answer; raises what the client gets a problem for."""
         settings = self.settings
-        principal: Principal | None = self.gate.principal(request)
         media_type = request.mimetype
         if media_type not in (JSON, MSGPACK):
             raise UnsupportedMediaType("send application/json or application/msgpack")
@@ -90,10 +100,10 @@ class PublishRoute:
             )
         data = parse_msgpack(raw) if media_type == MSGPACK else parse_json(raw)
         events = self.ingest.validator.batch(data)
-        self.ingest.admit(
-            principal, self.gate.address(request), topic, (event.key for event in events)
+        self.ingest.admit(principal, address, topic, (event.key for event in events))
+        published, replayed = await self.ingest.publish(
+            topic, events, principal, address, idempotency_key
         )
-        published, replayed = await self.ingest.publish(topic, events, idempotency_key)
         answer = {"events": [item.as_dict() for item in published]}
         headers = [("Idempotent-Replayed", "true")] if replayed else []
         return json.dumps(answer).encode(), [*headers, ("Cache-Control", NEVER)]

@@ -12,9 +12,10 @@ from ..events import Scope
 from ..reads import Reads
 from ..wire import dump_json
 from .identity import Gate
-from .params import int_param, key_param
+from .params import int_param, key_param, known_params
 
 MAX_LIMIT = 1000
+_PARAMS = frozenset({"key", "limit"})
 
 
 def snapshot_blueprint(settings: Settings, gate: Gate, reads: Reads) -> Blueprint:
@@ -23,6 +24,13 @@ def snapshot_blueprint(settings: Settings, gate: Gate, reads: Reads) -> Blueprin
 
     @blueprint.get("/v1/topics/<topic>/snapshot", endpoint="snapshot")
     async def snapshot(topic: str) -> Response:
+        try:
+            return await _snapshot(topic)
+        finally:
+            reads.done(topic)
+
+    async def _snapshot(topic: str) -> Response:
+        known_params(request.args, _PARAMS)
         key = key_param(request.args)
         limit = int_param(request.args, "limit", settings.snapshot_limit, 1, MAX_LIMIT)
         broadcaster = await reads.readable(topic, key, gate.principal(request))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import tasks
 from ..asgi import Receive, Scope, Send
+from ..auth import Principal, expiry_timer
 from ..errors import HeraldError
 from ..outbox import Outbox
 from ..pulse import Pulse
@@ -22,7 +23,7 @@ from ..subscription import Subscription
 from ..wire import Format, dump_json, run_sse_chunks, sse_frame
 from .catch_up import cancel, start_catch_up
 from .http import Body, Request
-from .params import key_param
+from .params import key_param, mode_param
 from .streaming import StreamParts
 
 log = logging.getLogger(__name__)
@@ -50,23 +51,30 @@ class SseRoute:
             key = key_param(request.args)
             # A reconnecting EventSource sends the last id it saw; it wins over the URL's.
             since = request.headers.get("Last-Event-ID") or request.args.get("since") or None
+            latest = mode_param(request.args)
             principal = parts.gate.principal(request)
             parts.streams.acquire(address)
             acquired = True
-            opened = await parts.reads.open(outbox, topic, key, since, principal)
+            opened = await parts.reads.open(outbox, topic, key, since, principal, address, latest)
         except HeraldError as exc:
             if acquired:
                 parts.streams.release(address)
             await parts.answers.problem(send, request, ROUTE, exc)
             return
         try:
-            await self._stream(request, receive, send, outbox, opened)
+            await self._stream(request, receive, send, outbox, opened, principal)
         finally:
             parts.reads.close(opened.subscription)
             parts.streams.release(address)
 
     async def _stream(
-        self, request: Request, receive: Receive, send: Send, outbox: Outbox, opened: Opened
+        self,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        outbox: Outbox,
+        opened: Opened,
+        principal: Principal | None,
     ) -> None:
         parts = self.parts
         settings, metrics = parts.settings, parts.metrics
@@ -84,6 +92,11 @@ class SseRoute:
             outbox.wake()
 
         handler = asyncio.current_task()
+        expired: list[bool] = []
+
+        def on_expiry() -> None:
+            expired.append(True)
+            outbox.wake()
 
         def on_stuck() -> None:
             # The client stopped reading (or reads too slowly to matter): its connection
@@ -113,6 +126,7 @@ class SseRoute:
             outbox, HEARTBEAT, settings.sse_heartbeat_s, settings.send_timeout_s, on_stuck
         )
         pulse.start()
+        expiry = expiry_timer(principal, settings.jwt_leeway_s, on_expiry)
         monotonic = time.monotonic
         try:
             await _body(send, preamble)
@@ -122,10 +136,14 @@ class SseRoute:
                     send, run_sse_chunks, metrics.direct_deliveries["sse"]
                 )
             while True:
-                if not (outbox.ready or left):
+                if not (outbox.ready or left or expired):
                     await outbox.wait()
                 if left:
                     return
+                if expired:
+                    # Its token no longer holds: the client reconnects with a fresh one.
+                    await _body(send, _goodbye("token-expired", subscription))
+                    break
                 frames = outbox.drain()
                 if frames:
                     # Everything pending goes out as one body chunk: one write, many events.
@@ -152,6 +170,8 @@ class SseRoute:
         finally:
             outbox.direct = None
             pulse.stop()
+            if expiry is not None:
+                expiry.cancel()
             watcher.remove_done_callback(on_left)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,4 @@
-"""What the streaming routes (Server-Sent Events and WebSocket) are built from."""
+"""What the streaming routes (Server-Sent Events, WebSocket, long-polls) are built from."""
 
 from __future__ import annotations
 

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import tasks
 from ..asgi import Receive, Scope, Send
-from ..auth import Principal
+from ..auth import Principal, expiry_timer
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
 from ..ingest import Ingest
 from ..limits import TokenBucket
@@ -51,16 +52,21 @@ from .ws_protocol import (
     CLOSE_WRONG_FRAME,
     HEARTBEATS,
     SUBPROTOCOLS,
+    Ping,
     ProtocolViolation,
+    Publish,
+    Subscribe,
+    Unsubscribe,
     negotiate,
-    op_of,
-    ref_field,
-    text_field,
+    parse_op,
+    subscribe_op,
 )
 
 log = logging.getLogger(__name__)
 
 ROUTE = "ws"
+# How long a closed connection's remaining messages are still read off (see _linger).
+_LINGER_S = 1.0
 SendFrame = Callable[[bytes | str], Awaitable[None]]
 # Frames written to the socket at once, at most about this many bytes (the send deadline
 # applies to each such write).
@@ -145,11 +151,13 @@ class Connection:
         "args",
         "batch",
         "catch_ups",
+        "disconnected",
         "ended",
         "expired",
         "fmt",
         "ingest",
         "message_rate",
+        "ops",
         "outbox",
         "parts",
         "principal",
@@ -158,6 +166,7 @@ class Connection:
         "send",
         "stuck",
         "subscriptions",
+        "worker",
         "writer",
     )
 
@@ -190,6 +199,11 @@ class Connection:
         self.ended = False
         self.expired = False
         self.stuck = False
+        self.disconnected = False
+        # Ops waiting for the worker, and the worker while there are any (both made on
+        # first use: most connections subscribe once and then only listen).
+        self.ops: deque[Subscribe | Unsubscribe | Publish | Ping] | None = None
+        self.worker: asyncio.Task[None] | None = None
         self.pulse: Pulse | None = None
         self.writer: asyncio.Task[Any] | None = None
 
@@ -209,11 +223,8 @@ class Connection:
             )
         reader = asyncio.create_task(self._read())
         reader.add_done_callback(self._stop_writing)
-        expiry = None
-        if self.principal is not None and self.principal.expires_at is not None:
-            # A timer, not a task: the writer closes (as the only sender) when it fires.
-            left = self.principal.expires_at + settings.jwt_leeway_s - time.time()
-            expiry = asyncio.get_running_loop().call_later(max(0.0, left), self._expire)
+        # A timer, not a task: the writer closes (as the only sender) when it fires.
+        expiry = expiry_timer(self.principal, settings.jwt_leeway_s, self._expire)
         self.writer = asyncio.current_task()
         pulse = self.pulse = Pulse(
             self.outbox,
@@ -234,9 +245,12 @@ class Connection:
             if expiry is not None:
                 expiry.cancel()
             reader.remove_done_callback(self._stop_writing)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            for task in (reader, self.worker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            await self._linger()
             for task in self.catch_ups.values():
                 await cancel(task)
             for subscription in self.subscriptions.values():
@@ -257,25 +271,22 @@ class Connection:
     # -- inbound ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        await self._subscribe_from_url()
+        self._subscribe_from_url()
         while await self._read_one():
             pass
 
-    async def _subscribe_from_url(self) -> None:
+    def _subscribe_from_url(self) -> None:
         args = self.args
-        if args.get("topic"):
-            try:
-                await self._subscribe(
-                    {
-                        "op": "subscribe",
-                        "topic": args["topic"],
-                        "key": args.get("key") or None,
-                        "since": args.get("since") or None,
-                    }
-                )
-            except ProtocolViolation as exc:
-                # The URL is no frame: its problems are reported, the connection stays.
-                self._send({"op": "error", "code": "malformed", "message": exc.reason})
+        if not args.get("topic"):
+            return
+        try:
+            names = ("topic", "key", "since", "mode")
+            op = subscribe_op({name: args.get(name) or None for name in names})
+        except ProtocolViolation as exc:
+            # The URL is no frame: its problems are reported, the connection stays.
+            self._send({"op": "error", "code": "malformed", "message": exc.reason})
+            return
+        self._enqueue(op)
 
     async def _next_frame(self) -> bytes | str:
         """The client's next message; Disconnected once it left."""
@@ -289,16 +300,20 @@ class Connection:
                 data = message.get("bytes")
                 return bytes(data) if data is not None else b""
             if kind == "websocket.disconnect":
+                self.disconnected = True
                 raise Disconnected
 
     async def _read_one(self) -> bool:
         """Take the next message; False once the connection ends (closed, or the client left).
 
-        A call per message: nothing of the last one stays referenced while the reader waits.
+        The reader never waits for anything but the client: what takes Kafka (subscribing,
+        publishing) is queued for the connection's worker, so the server's own queue of
+        inbound messages never fills. A call per message: nothing of the last one stays
+        referenced while the reader waits.
         """
         settings = self.parts.settings
         try:
-            if self.subscriptions:
+            if self.subscriptions or self.ops:
                 frame = await self._next_frame()
             else:
                 # A connection that follows nothing and says nothing is only holding a socket.
@@ -318,8 +333,17 @@ class Connection:
             await self._close(CLOSE_RATE_LIMITED, "too many messages")
             return False
         try:
-            message = decode_message(frame, self.fmt)
-            await self._handle(message)
+            op = parse_op(decode_message(frame, self.fmt))
+            if (
+                isinstance(op, Ping)
+                and not self.ops
+                and (self.worker is None or self.worker.done())
+            ):
+                self._send({"op": "pong"})  # nothing ahead of it: answered at once
+            else:
+                # Answers come in the order of the ops: a ping after a subscribe is answered
+                # after the subscribe's own answer.
+                self._enqueue(op)
         except Malformed as exc:
             wrong_type = isinstance(frame, str) != (self.fmt is Format.JSON)
             await self._close(CLOSE_WRONG_FRAME if wrong_type else CLOSE_MALFORMED, exc.detail)
@@ -329,32 +353,48 @@ class Connection:
             return False
         return True
 
-    async def _handle(self, message: Any) -> None:
-        op = op_of(message)
-        if op == "subscribe":
-            await self._subscribe(message)
-        elif op == "unsubscribe":
-            topic = text_field(message, "topic", True)
-            assert topic is not None
-            await self._drop((topic, text_field(message, "key", False)))
-        elif op == "publish":
-            await self._publish(message)
-        elif op == "ping":
-            self._send({"op": "pong"})
-        else:
-            raise ProtocolViolation(CLOSE_MALFORMED, f"unknown op {op[:40]!r}")
+    def _enqueue(self, op: Subscribe | Unsubscribe | Publish | Ping) -> None:
+        """Queue ``op`` for the worker (started when there is work, gone when there is none)."""
+        if self.ops is None:
+            self.ops = deque()
+        if len(self.ops) >= self.parts.settings.ws_message_burst:
+            raise ProtocolViolation(CLOSE_RATE_LIMITED, "too many operations waiting")
+        self.ops.append(op)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.create_task(self._work())
 
-    async def _subscribe(self, message: dict[str, Any]) -> None:
-        topic = text_field(message, "topic", True)
-        key = text_field(message, "key", False)
-        since = text_field(message, "since", False)
-        assert topic is not None
+    async def _work(self) -> None:
+        """Carry out queued ops in order; return once none is left."""
+        ops = self.ops
+        while ops:
+            op = ops.popleft()
+            if isinstance(op, Subscribe):
+                await self._subscribe(op)
+            elif isinstance(op, Unsubscribe):
+                await self._drop((op.topic, op.key))
+            elif isinstance(op, Publish):
+                await self._publish(op)
+            else:
+                self._send({"op": "pong"})
+
+    async def _linger(self) -> None:
+        """After a close: take what the client still sends until it leaves, for a while, so
+        the server's inbound queue (bounded) never fills behind a connection that is done."""
+        if self.disconnected:
+            return
+        with contextlib.suppress(Disconnected, TimeoutError):
+            async with asyncio.timeout(_LINGER_S):
+                while True:
+                    await self._next_frame()
+
+    async def _subscribe(self, op: Subscribe) -> None:
+        topic, key = op.topic, op.key
         limit = self.parts.settings.max_subscriptions
         try:
             if (topic, key) not in self.subscriptions and len(self.subscriptions) >= limit:
                 raise TooManySubscriptions(f"at most {limit} subscriptions per connection")
             with self.outbox.holding():
-                opened = await self._open(topic, key, since)
+                opened = await self._open(topic, key, op.since, op.latest)
         except HeraldError as exc:
             self._error(exc, None, topic=topic, key=key)
             return
@@ -369,10 +409,12 @@ class Connection:
         if task is not None:
             self.catch_ups[(topic, key)] = task
 
-    async def _open(self, topic: str, key: str | None, since: str | None) -> Opened:
+    async def _open(self, topic: str, key: str | None, since: str | None, latest: bool) -> Opened:
         """Subscribe, replacing any subscription to the same (topic, key), and queue the
         ``subscribed`` (and ``reset``) ahead of the subscription's first events."""
-        opened = await self.parts.reads.open(self.outbox, topic, key, since, self.principal)
+        opened = await self.parts.reads.open(
+            self.outbox, topic, key, since, self.principal, self.address, latest
+        )
         await self._drop((topic, key))
         self.subscriptions[(topic, key)] = opened.subscription
         cursor = opened.reset_to or opened.subscription.cursor
@@ -399,19 +441,19 @@ class Connection:
         if subscription is not None:
             self.parts.reads.close(subscription)
 
-    async def _publish(self, message: dict[str, Any]) -> None:
-        ref = ref_field(message)
-        topic = text_field(message, "topic", True)
-        assert topic is not None
-        event_fields = {name: message[name] for name in ("type", "key", "data") if name in message}
-        # A string ref doubles as the publish's idempotency key: a client that resends after
-        # a reconnect (to any instance) gets the original id and no second event.
+    async def _publish(self, op: Publish) -> None:
+        ref = op.ref
+        # A string ref doubles as the publish's idempotency key (this client's own): a client
+        # that resends after a reconnect (to any instance) gets the original id, no second event.
         idempotency_key = ref if isinstance(ref, str) and ref.isprintable() and ref else None
         ingest = self.ingest
         try:
-            event = ingest.validator.one(event_fields)
-            ingest.admit(self.principal, self.address, topic, [event.key])
-            published, _replayed = await ingest.publish(topic, [event], idempotency_key)
+            ingest.knock(self.principal, self.address)
+            event = ingest.validator.one(op.event)
+            ingest.admit(self.principal, self.address, op.topic, [event.key])
+            published, _replayed = await ingest.publish(
+                op.topic, [event], self.principal, self.address, idempotency_key
+            )
         except HeraldError as exc:
             self._error(exc, ref)
             return

@@ -5,12 +5,16 @@ schemas/openapi.yaml documents the same; the connection that speaks it is websoc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..cursor import MAX_CURSOR_CHARS
+from ..errors import BadParameter
 from ..events import MAX_KEY_CHARS
 from ..idempotency import MAX_IDEMPOTENCY_KEY_CHARS
 from ..wire import Format, encode_message
+from .params import mode_value
 
 # Each subprotocol: its frames' format, and whether the client takes ``batch`` messages.
 SUBPROTOCOLS = {
@@ -42,6 +46,38 @@ HEARTBEATS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    topic: str
+    key: str | None
+    since: str | None
+    # mode=latest: only the newest waiting event per key.
+    latest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    topic: str
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    topic: str
+    # What the ack echoes; a string ref is also the publish's idempotency key.
+    ref: str | int | None
+    # The event's own fields (type, key, data) as the client sent them.
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+Op = Subscribe | Unsubscribe | Publish | Ping
+
+
 class ProtocolViolation(Exception):
     """The client broke the protocol: the connection closes with ``code``."""
 
@@ -58,15 +94,42 @@ def negotiate(requested: list[str]) -> str | None:
     return next((name for name in requested if name in SUBPROTOCOLS), None)
 
 
-def op_of(message: Any) -> str:
-    """The ``op`` of a client message."""
+def parse_op(message: Any) -> Op:
+    """A client message as the op it asks for; ProtocolViolation for anything else."""
     if not isinstance(message, dict) or not isinstance(message.get("op"), str):
         raise ProtocolViolation(CLOSE_MALFORMED, "a message is an object with an op")
     op: str = message["op"]
-    return op
+    if op == "subscribe":
+        return subscribe_op(message)
+    if op == "unsubscribe":
+        topic = text_field(message, "topic", True)
+        assert topic is not None
+        return Unsubscribe(topic, text_field(message, "key", False))
+    if op == "publish":
+        ref = ref_field(message)
+        topic = text_field(message, "topic", True)
+        assert topic is not None
+        event = {name: message[name] for name in ("type", "key", "data") if name in message}
+        return Publish(topic, ref, event)
+    if op == "ping":
+        return Ping()
+    raise ProtocolViolation(CLOSE_MALFORMED, f"unknown op {op[:40]!r}")
 
 
-def text_field(message: dict[str, Any], name: str, required: bool) -> str | None:
+def subscribe_op(fields: Mapping[str, Any]) -> Subscribe:
+    """A subscribe op (or the subscription a WebSocket URL asks for)."""
+    topic = text_field(fields, "topic", True)
+    assert topic is not None
+    try:
+        latest = mode_value(fields.get("mode"))
+    except BadParameter as exc:
+        raise ProtocolViolation(CLOSE_MALFORMED, exc.detail) from None
+    return Subscribe(
+        topic, text_field(fields, "key", False), text_field(fields, "since", False), latest
+    )
+
+
+def text_field(message: Mapping[str, Any], name: str, required: bool) -> str | None:
     """A string field of a client op (topic, key, since)."""
     value = message.get(name)
     if value is None:
@@ -82,7 +145,7 @@ def text_field(message: dict[str, Any], name: str, required: bool) -> str | None
     return value
 
 
-def ref_field(message: dict[str, Any]) -> str | int | None:
+def ref_field(message: Mapping[str, Any]) -> str | int | None:
     """A publish's ``ref``: a string or an integer the ``ack`` echoes."""
     ref = message.get("ref")
     if ref is not None and (

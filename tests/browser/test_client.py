@@ -241,9 +241,10 @@ async def test_back_to_websocket_once_it_gets_through(
 
 @pytest.fixture(scope="module")
 async def private_server(module_server_factory: StartServer) -> HeraldProcess:
-    """Topics ``priv-*`` need a token to read; publishing always does."""
+    """Topics ``priv-*`` need a token to read (nothing is declared public); publishing always
+    does."""
     return await module_server_factory(
-        topics="priv-.*", private_topics="priv-.*", publish_open="false", jwt_secret=SECRET
+        topics="priv-.*", public_topics="", publish_open="false", jwt_secret=SECRET
     )
 
 
@@ -253,7 +254,7 @@ async def test_a_token_opens_private_topics_on_every_transport(
 ) -> None:
     topic = f"priv-{user}"
     grant = f"{topic}/{{sub}}"
-    issued = token(user, subscribe=[grant], publish=[grant])
+    issued = token(user, subscribe=[grant], publish=[grant], create=[grant.split("/")[0]])
     await load_client(page, private_server, transport, token=issued)
     await page.evaluate(
         """([topic, user]) => {

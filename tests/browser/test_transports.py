@@ -67,3 +67,47 @@ async def test_long_polling_when_websocket_and_sse_are_blocked(
         names = names[1:] if names[0] == "key" else names
         assert names in (["after", "limit"], ["after", "limit", "wait"]), url
     assert any(url.endswith("&wait=25") for url in polls)
+
+
+async def test_a_page_without_websocket_gets_every_event_over_sse_and_throws_nothing(
+    context: BrowserContext, page: Page, demo_server: HeraldProcess, feed_topic: str, user: str
+) -> None:
+    # Some pages (or their embedders) remove the WebSocket global altogether.
+    await context.add_init_script("delete window.WebSocket;")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    demo = await DemoPage(page, demo_server, feed_topic, user).open()
+    await demo.wait_open("sse")
+    await publish_unkeyed(demo_server, feed_topic, "one", "two", "three")
+    assert texts(await demo.wait_feed(3)) == ["one", "two", "three"]
+    assert errors == []
+
+
+async def test_unkeyed_events_arrive_in_the_order_they_were_published(
+    page: Page, demo_server: HeraldProcess, feed_topic: str, user: str
+) -> None:
+    demo = await DemoPage(page, demo_server, feed_topic, user).open()
+    await demo.wait_open("websocket")
+    words = [f"w{n}" for n in range(30)]
+    await publish_unkeyed(demo_server, feed_topic, *words)
+    assert texts(await demo.wait_feed(len(words))) == words
+
+
+async def test_an_event_published_from_the_page_is_marked_delivered_when_it_comes_back(
+    page: Page, demo_server: HeraldProcess, feed_topic: str, user: str
+) -> None:
+    demo = await DemoPage(page, demo_server, feed_topic, user).open()
+    await demo.wait_open("websocket")
+    await page.fill("#publish-text", "mine")
+    await page.click("#publish button")
+    await page.wait_for_function(
+        "() => heraldDemo.published.length === 1 && heraldDemo.published[0].delivered"
+    )
+    assert await page.locator("#feed li[data-own=delivered] .data").inner_text() == "mine"
+    assert "delivered" in await page.locator("#publish-status").inner_text()
+
+
+async def publish_unkeyed(server: HeraldProcess, topic: str, *words: str) -> None:
+    """One POST each, one after the other: the order a topic's reader must see."""
+    for word in words:
+        await publish(server.base_url, topic, {"data": {"text": word}})

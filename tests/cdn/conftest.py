@@ -30,11 +30,14 @@ MAX_WAIT_S = "30"
 def origin_settings(**overrides: str) -> dict[str, str]:
     return {
         "topics": "cdn-.*",
-        "private_topics": "cdn-priv-.*",
+        # Everything is private but what is declared public.
+        "public_topics": "cdn-(?!priv-).*",
         "jwt_secret": SECRET,
         "max_wait_s": MAX_WAIT_S,
         "snapshot_max_age_s": "1",
         "snapshot_stale_while_revalidate_s": "30",
+        # One proxy in front (nginx or Varnish): its X-Forwarded-* are believed.
+        "trusted_proxies": "1",
         **overrides,
     }
 

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from websockets.asyncio.client import connect
 
 from ..clients import publish, sse, ws_recv_op, ws_send
 from ..processes import HeraldProcess, Nginx
-from .conftest import SNAPSHOT, client_of, origin_answers, trusting
+from ..tokens import token
+from .conftest import SNAPSHOT, client_of, origin_answers, trusting, until
 
 
-async def test_clients_get_tls_and_http2(nginx: Nginx) -> None:
+async def test_clients_get_tls_and_http2_and_hsts(nginx: Nginx) -> None:
     async with client_of(nginx) as client:
-        response = await client.get("/healthz")
+        response = await client.get("/openapi.yaml")
     assert response.status_code == 200
     assert response.http_version == "HTTP/2"
+    # nginx says the client came over HTTPS, and Herald (trusting it) answers as HTTPS does.
+    assert "max-age=" in response.headers["strict-transport-security"]
+
+
+async def test_health_and_metrics_are_not_for_the_public(nginx: Nginx) -> None:
+    async with client_of(nginx) as client:
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert (await client.get(path)).status_code == 404, path
 
 
 async def test_every_upstream_serves(
@@ -67,3 +77,17 @@ async def test_a_long_poll_is_held_and_answered_through_the_proxy(
         await publish(origin.base_url, topic, {"data": "new"})
         answer = await waiting
     assert [event["data"] for event in answer.json()["events"]] == ["new"]
+
+
+async def test_the_access_log_never_holds_a_token(nginx: Nginx, topic: str) -> None:
+    reader = token("alice", subscribe=["*"])
+    path = f"/v1/topics/{topic}/snapshot?access_token={reader}"
+    async with client_of(nginx) as client:
+        assert (await client.get(path)).status_code == 200
+    log = nginx.work_dir / "access.log"
+    await until(lambda: asyncio.to_thread(_logged, log, "/snapshot"))
+    assert reader not in log.read_text()
+
+
+def _logged(log: Path, fragment: str) -> bool:
+    return log.exists() and fragment in log.read_text()

@@ -25,18 +25,18 @@ from .conftest import (
 
 
 async def consumed(server: HeraldProcess, topic: str, count: int, **params: str) -> str:
-    """Wait (long-polling the origin itself) until it holds ``count`` events; the head cursor."""
-    after, seen = "earliest", 0
+    """Wait until the origin's own consumer holds ``count`` events (its snapshot shows them:
+    a history page may read Kafka before the consumer got there); the head cursor."""
     async with httpx.AsyncClient(base_url=server.base_url, timeout=40) as client:
-        while seen < count:
-            page = (
-                await client.get(
-                    f"/v1/topics/{topic}/events", params={"after": after, "wait": 20, **params}
-                )
-            ).json()
-            seen += len(page["events"])
-            after = page["next"]
-    return after
+
+        async def held() -> bool:
+            answer = await client.get(f"/v1/topics/{topic}/snapshot", params=params)
+            return len(answer.json()["events"]) >= count
+
+        await until(held)
+        snapshot = await client.get(f"/v1/topics/{topic}/snapshot", params=params)
+    cursor: str = snapshot.json()["cursor"]
+    return cursor
 
 
 async def test_a_snapshot_is_a_hit_until_max_age_then_revalidated_with_a_304(

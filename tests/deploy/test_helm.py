@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
+import service
 
 from .image_steps import ROOT, exposed_port, install_step
 
@@ -447,7 +448,6 @@ def test_autoscaler_and_disruption_budget_target_the_pods(rendered: dict) -> Non
 
 
 def test_chart_app_version_is_the_package_version() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
-    assert chart["appVersion"] == project["version"]
+    assert chart["appVersion"] == service.__version__

@@ -36,7 +36,8 @@ EXPOSED = rf"{PREFIX}[A-Za-z0-9._-]+"
 MAX_BODY_BYTES = 65536
 SERVER_SETTINGS = {
     "topics": EXPOSED,
-    # Issue 3: publishing needs a token unless this is set; these tests need no tokens.
+    # These tests need no tokens: every topic is readable, and publishing is open.
+    "public_topics": ".*",
     "publish_open": "true",
     # A long-poll (`wait=`) holds a request for at most this long: keeps generated cases quick.
     "max_wait_s": "1",
@@ -46,6 +47,7 @@ SERVER_SETTINGS = {
     # Limits are not what these tests are about: keep them out of the way.
     "publish_rate_per_address": "1000000",
     "publish_burst_per_address": "1000000",
+    "topic_creations_per_hour": "1000000",
     "ws_message_rate_per_s": "1000000",
     "ws_message_burst": "1000000",
     "max_connections_per_address": "100000",
@@ -103,14 +105,16 @@ async def fuzz_server(
     log = tmp_path_factory.mktemp("herald-fuzz") / f"{name}.log"
     async with serving(HeraldProcess(kafka_bootstrap, log, **SERVER_SETTINGS)) as server:
         yield server
+        # After the module's every input: it still serves a fresh client end to end.
+        await assert_serving(server)
 
 
 @pytest.fixture(autouse=True)
 async def leaves_the_server_well(fuzz_server: HeraldProcess) -> AsyncIterator[None]:
-    """After every test: the server still serves, and logged no error while the test ran."""
+    """After every test: the process lives, and logged no error while the test ran."""
     start = fuzz_server.log_path.stat().st_size
     yield
-    await assert_serving(fuzz_server)
+    assert_process_alive(fuzz_server)
     problems = log_problems(fuzz_server, start)
     assert not problems, "\n".join(problems[:20])
 

@@ -23,6 +23,8 @@ from .meter import ProcessMeter, Profiler, ProfileSummary, machine_busy_s
 # (tests.processes.HeraldProcess lowers the topic refresh for the tests; put it back.)
 PRODUCTION_SETTINGS = {
     "log_level": "INFO",
+    # Subscribers read without a token: the benchmark topics are declared public.
+    "public_topics": "bench-.*",
     "topic_refresh_s": "2.0",
     # All benchmark clients come from 127.0.0.1 and all publishers use one token: the
     # per-address and per-token limits (429) would measure themselves, not Herald.
@@ -32,6 +34,7 @@ PRODUCTION_SETTINGS = {
     "publish_burst_per_address": "1000000000",
     "publish_rate_per_token": "1e9",
     "publish_burst_per_token": "1000000000",
+    "topic_creations_per_hour": "1000000",
 }
 # Publishers authenticate as backends do, with an HS256 token (readers use public topics).
 JWT_SECRET = secrets.token_urlsafe(32)
@@ -47,7 +50,7 @@ def publisher_token(lifetime_s: float = 3 * 3600) -> str:
     claims = {
         "sub": "bench-publisher",
         "exp": int(time.time() + lifetime_s),
-        "herald": {"publish": ["bench-*"], "subscribe": ["bench-*"]},
+        "herald": {"publish": ["bench-*"], "subscribe": ["bench-*"], "create": ["bench-*"]},
     }
     signing_input = ".".join(
         _b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)

@@ -7,18 +7,12 @@ take the queue); these check that under Hypercorn over HTTP/1.1 they find one, a
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import json
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from websockets.asyncio.client import connect
 
 from service.cursor import Cursor
@@ -29,8 +23,9 @@ from service.transports import fast_path
 from service.transports.direct import TESTED, DirectWrites, SocketWrite, probe
 from service.wire import Format, run_sse_chunks, run_ws_frames
 
+from ..asgi_server import serve_asgi
+
 TOPIC = "orders"
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 def run_of(*numbers: int) -> EventRun:
@@ -42,42 +37,11 @@ def run_of(*numbers: int) -> EventRun:
     return EventRun(events, Scope.TOPIC)
 
 
-@asynccontextmanager
-async def hypercorn(app: App) -> AsyncIterator[str]:
-    """``app`` served by Hypercorn on a loopback socket that listens before serving starts."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    address = f"127.0.0.1:{listener.getsockname()[1]}"
-    config = Config()
-    # Hypercorn takes the socket over (and closes it when it stops).
-    config.bind = [f"fd://{listener.detach()}"]
-    config.accesslog = None
-    stop = asyncio.Event()
-    serving = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    try:
-        yield address
-    finally:
-        stop.set()
-        await serving
-
-
-async def lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        kind = message["type"].rsplit(".", 1)[-1]
-        await send({"type": f"lifespan.{kind}.complete"})
-        if kind == "shutdown":
-            return
-
-
 async def test_a_websocket_takes_a_run_between_the_servers_own_frames() -> None:
     tally = Tally()
     found: list[SocketWrite | None] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            return await lifespan(receive, send)
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.send", "text": "before"})
@@ -87,7 +51,7 @@ async def test_a_websocket_takes_a_run_between_the_servers_own_frames() -> None:
         await send({"type": "websocket.send", "text": "after"})
         await receive()  # websocket.disconnect
 
-    async with hypercorn(app) as address, connect(f"ws://{address}/") as ws:
+    async with serve_asgi(app) as url, connect(url.replace("http", "ws", 1) + "/") as ws:
         messages = [await ws.recv() for _ in range(4)]
     assert found and found[0] is not None
     assert messages[0] == "before" and messages[3] == "after"
@@ -99,8 +63,6 @@ async def test_a_streamed_response_takes_a_run_as_chunks_between_its_own() -> No
     tally = Tally()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            return await lifespan(receive, send)
         await receive()  # http.request
         # Before the headers are out there is no chunked body to write into.
         assert DirectWrites().sse_socket(send, run_sse_chunks, tally) is None
@@ -111,8 +73,8 @@ async def test_a_streamed_response_takes_a_run_as_chunks_between_its_own() -> No
         assert direct is not None and direct.deliver(run_of(1, 2))
         await send({"type": "http.response.body", "body": b": bye\r\n\r\n", "more_body": False})
 
-    async with hypercorn(app) as address, httpx.AsyncClient() as client:
-        response = await client.get(f"http://{address}/stream")
+    async with serve_asgi(app) as url, httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/stream")
     blocks = response.text.split("\r\n\r\n")
     assert blocks[0] == ": hello" and blocks[3] == ": bye"
     data = [

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import yaml
 from openapi_spec_validator import validate
 
 from ..clients import publish
 from ..serving import InProcess
+
+
+@pytest.fixture(scope="module")
+def direct_writes() -> str:
+    """Nothing here depends on how frames reach a socket: the fast path only (see conftest)."""
+    return "auto"
 
 
 async def test_healthz_and_readyz(server: InProcess) -> None:

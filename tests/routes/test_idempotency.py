@@ -15,6 +15,12 @@ from ..clients import publish, sse, ws_recv_op, ws_send
 from ..serving import InProcess, StartServer
 
 
+@pytest.fixture(scope="module")
+def direct_writes() -> str:
+    """Nothing here depends on how frames reach a socket: the fast path only (see conftest)."""
+    return "auto"
+
+
 async def post(server: InProcess, topic: str, body: object, key: str | None) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:

@@ -25,6 +25,12 @@ from ..tokens import SECRET, token
 
 
 @pytest.fixture(scope="module")
+def direct_writes() -> str:
+    """Nothing here depends on how frames reach a socket: the fast path only (see conftest)."""
+    return "auto"
+
+
+@pytest.fixture(scope="module")
 async def limited(module_server_factory: StartServer) -> AsyncIterator[InProcess]:
     yield await module_server_factory(
         topics="it-.*",

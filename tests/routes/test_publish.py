@@ -13,7 +13,15 @@ import pytest
 from service.cursor import Cursor
 
 from ..clients import publish
+from ..raw_http import answer_head
 from ..serving import InProcess, StartServer
+
+
+@pytest.fixture(scope="module")
+def direct_writes() -> str:
+    """Nothing here depends on how frames reach a socket: the fast path only (see conftest)."""
+    return "auto"
+
 
 PROBLEM = "application/problem+json"
 JSON = "application/json"
@@ -137,17 +145,12 @@ async def test_a_body_that_trickles_in_is_cut_off_with_408(
     function_server_factory: StartServer, topic: str
 ) -> None:
     strict = await function_server_factory(body_timeout_s="0.5")
-    reader, writer = await asyncio.open_connection("127.0.0.1", strict.port)
-    try:
-        writer.write(
-            f"POST /v1/topics/{topic}/events HTTP/1.1\r\nHost: x\r\n"
-            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":'.encode()
-        )
-        await writer.drain()
-        async with asyncio.timeout(30):
-            head = await reader.readuntil(b"\r\n\r\n")
-    finally:
-        writer.close()
+    head = await answer_head(
+        strict.port,
+        f"POST /v1/topics/{topic}/events HTTP/1.1\r\nHost: x\r\n"
+        'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":'.encode(),
+        30,
+    )
     assert head.startswith(b"HTTP/1.1 408 ")
     assert b"content-type: application/problem+json" in head.lower()
 
@@ -174,3 +177,18 @@ async def test_unknown_route_and_method_are_problem_json(server: InProcess) -> N
         wrong_method = await client.put("/v1/topics/it-x/events")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
     assert wrong_method.status_code == 405 and wrong_method.headers["content-type"] == PROBLEM
+
+
+async def test_a_refused_body_left_unread_is_answered_with_connection_close(
+    server: InProcess, topic: str
+) -> None:
+    # Far larger than the server reads off (twice its 64 KiB limit): the server will close,
+    # and says so, so that a keep-alive client does not send its next request on this one.
+    head = await answer_head(
+        server.port,
+        f"POST /v1/topics/{topic}/events HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n".encode(),
+        10,
+    )
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in head.lower()

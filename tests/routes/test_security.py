@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ..clients import ws_recv, ws_recv_op, ws_send
+from ..clients import sse, ws_recv, ws_recv_op, ws_send
 from ..serving import InProcess, StartServer
 from ..tokens import SECRET, token
 
@@ -21,7 +21,8 @@ APP = "https://app.example"
 async def secure(module_server_factory: StartServer) -> AsyncIterator[InProcess]:
     yield await module_server_factory(
         topics="(it|priv)-.*",
-        private_topics="priv-.*",
+        # Declared public: it-*; everything else (priv-*) needs a token.
+        public_topics="it-.*",
         publish_open="false",
         jwt_secret=SECRET,
         jwt_leeway_s="0",
@@ -55,7 +56,9 @@ async def test_publishing_needs_a_token_with_a_publish_grant(secure: InProcess, 
     wrong_key = await request(
         secure, "POST", path, json=body, headers=bearer(token(publish=[f"{topic}/b"]))
     )
-    writer = await request(secure, "POST", path, json=body, headers=bearer(token(publish=["it-*"])))
+    writer = await request(
+        secure, "POST", path, json=body, headers=bearer(token(publish=["it-*"], create=["it-*"]))
+    )
     assert anonymous.status_code == 401
     assert anonymous.json()["type"] == "urn:herald:problem:unauthenticated"
     assert reader.status_code == wrong_key.status_code == 403
@@ -110,7 +113,7 @@ async def test_private_reads_need_a_token_and_the_key_it_grants(
 
 async def test_private_stream_with_access_token_in_the_url(secure: InProcess, private: str) -> None:
     alice = token("alice", subscribe=[f"{private}/{{sub}}"])
-    writer = token("backend", publish=["priv-*"])
+    writer = token("backend", publish=["priv-*"], create=["priv-*"])
     url = f"/v1/topics/{private}/stream"
     async with (
         httpx.AsyncClient(base_url=secure.base_url, timeout=30) as client,
@@ -233,3 +236,120 @@ async def test_demo_page_has_a_content_security_policy(secure: InProcess) -> Non
 async def test_no_hsts_over_plain_http(secure: InProcess) -> None:
     response = await request(secure, "GET", "/healthz")
     assert "strict-transport-security" not in response.headers
+
+
+# -- deny by default ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def strict(module_server_factory: StartServer) -> AsyncIterator[InProcess]:
+    """Public: what matches ``^pub`` in full (that is: only "pub"). Nothing else."""
+    yield await module_server_factory(
+        topics=".*", public_topics="^pub", publish_open="false", jwt_secret=SECRET, jwt_leeway_s="0"
+    )
+
+
+async def test_a_topic_nobody_declared_public_needs_a_token_everywhere(strict: InProcess) -> None:
+    # "^priv" written as a prefix once left privnotes public: now nothing is, unless it matches.
+    backend = token("backend", publish=["*"], create=["*"])
+    published = await request(
+        strict,
+        "POST",
+        "/v1/topics/privnotes/events",
+        json={"data": 1, "key": "bob"},
+        headers=bearer(backend),
+    )
+    assert published.status_code == 201, published.text
+    for path in ("snapshot", "events", "stream"):
+        refused = await request(strict, "GET", f"/v1/topics/privnotes/{path}?key=bob")
+        assert refused.status_code == 401, path
+        assert refused.headers["cache-control"] == "no-store"
+    async with connect(f"{strict.ws_url}/v1/ws") as ws:
+        await ws_send(ws, {"op": "subscribe", "topic": "privnotes", "key": "bob"})
+        assert (await ws_recv(ws))["code"] == "unauthenticated"
+    # A keyed grant now means something on every topic.
+    alice = bearer(token("alice", subscribe=["notifications/{sub}"]))
+    mine = await request(
+        strict, "GET", "/v1/topics/notifications/snapshot?key=alice", headers=alice
+    )
+    theirs = await request(
+        strict, "GET", "/v1/topics/notifications/snapshot?key=bob", headers=alice
+    )
+    assert (mine.status_code, theirs.status_code) == (200, 403)
+    assert mine.headers["cache-control"] == "private, no-store"
+    # The declared one is public, and cached as such.
+    public = await request(strict, "GET", "/v1/topics/pub/snapshot")
+    assert public.status_code == 200 and public.headers["cache-control"].startswith("public")
+
+
+async def test_creating_a_topic_needs_its_own_grant(strict: InProcess) -> None:
+    name = f"made-{uuid.uuid4().hex[:8]}"
+    publisher = bearer(token("p", publish=["*"]))
+    creator = bearer(token("c", publish=["*"], create=["made-*"]))
+    refused = await request(
+        strict, "POST", f"/v1/topics/{name}/events", json={"data": 1}, headers=publisher
+    )
+    assert refused.status_code == 403 and "creating" in refused.json()["detail"]
+    created = await request(
+        strict, "POST", f"/v1/topics/{name}/events", json={"data": 1}, headers=creator
+    )
+    assert created.status_code == 201
+    # Once it exists, a publish grant is enough.
+    again = await request(
+        strict, "POST", f"/v1/topics/{name}/events", json={"data": 2}, headers=publisher
+    )
+    assert again.status_code == 201
+
+
+async def test_topics_created_an_hour_are_capped_per_subject(
+    function_server_factory: StartServer,
+) -> None:
+    capped = await function_server_factory(
+        topics=".*", publish_open="false", jwt_secret=SECRET, topic_creations_per_hour="2"
+    )
+    creator = bearer(token("c", publish=["*"], create=["*"]))
+    answers = [
+        (
+            await request(
+                capped,
+                "POST",
+                f"/v1/topics/n{n}-{uuid.uuid4().hex[:6]}/events",
+                json={"data": n},
+                headers=creator,
+            )
+        ).status_code
+        for n in range(3)
+    ]
+    assert answers == [201, 201, 429]
+
+
+async def test_an_sse_stream_ends_with_token_expired_when_its_token_does(
+    strict: InProcess,
+) -> None:
+    short = token("alice", subscribe=["*"], ttl=1)
+    path = f"/v1/topics/inbox-{uuid.uuid4().hex[:6]}/stream?access_token={short}"
+    async with sse(strict.base_url, path) as stream:
+        ending = await stream.next_event()
+        with pytest.raises(EOFError):
+            await stream.next()
+    assert ending.event == "token-expired"
+    assert ending.id and ending.json()["cursor"] == ending.id
+
+
+async def test_a_held_long_poll_ends_when_its_token_does(strict: InProcess) -> None:
+    short = token("alice", subscribe=["*"], ttl=1)
+    path = f"/v1/topics/inbox-{uuid.uuid4().hex[:6]}/events"
+    answer = await request(strict, "GET", path, params={"wait": "30"}, headers=bearer(short))
+    assert answer.status_code == 401
+    assert answer.json()["type"] == "urn:herald:problem:token-expired"
+
+
+async def test_any_origin_is_answered_without_credentials(
+    function_server_factory: StartServer, topic: str
+) -> None:
+    anyone = await function_server_factory(topics="it-.*", allowed_origins="*")
+    answer = await request(
+        anyone, "GET", f"/v1/topics/{topic}/snapshot", headers={"Origin": "https://x.example"}
+    )
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in answer.headers

@@ -13,6 +13,12 @@ from ..clients import publish, sse
 from ..serving import InProcess
 
 
+@pytest.fixture(scope="module")
+def direct_writes() -> str:
+    """Nothing here depends on how frames reach a socket: the fast path only (see conftest)."""
+    return "auto"
+
+
 async def publish_and_await(server: InProcess, topic: str, body: object) -> None:
     """Publish and wait until this instance has consumed it (seen on its own stream)."""
     async with sse(server.base_url, f"/v1/topics/{topic}/stream") as stream:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -15,6 +19,7 @@ from service.auth import Grant, TokenVerifier
 from service.config import Settings
 from service.errors import Unauthenticated
 
+from ..asgi_server import serve_asgi
 from ..tokens import SECRET, token
 
 
@@ -110,6 +115,133 @@ def test_es256_from_a_jwks_file_by_key_id(tmp_path: Path) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(Unauthenticated):
         checker.verify(token("dave", secret=other, algorithm="ES256", headers={"kid": "k1"}))  # type: ignore[arg-type]
+
+
+def _pem(tmp_path: Path, private: Any) -> str:
+    path = tmp_path / "public.pem"
+    path.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return str(path)
+
+
+def _jwks(tmp_path: Path, **keys: Any) -> str:
+    entries = []
+    for kid, private in keys.items():
+        kind = jwt.algorithms.RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else None
+        kind = kind or jwt.algorithms.ECAlgorithm
+        entries.append({**json.loads(kind.to_jwk(private.public_key())), "kid": kid})
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": entries}))
+    return str(path)
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+RSA_PEM = RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def forged(header: dict[str, Any], hmac_key: bytes) -> str:
+    """A token with any header, HMAC-SHA256-signed with ``hmac_key`` (what an attacker can
+    make: PyJWT itself refuses to sign such tokens)."""
+
+    def part(value: object) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    claims = {"sub": "mallory", "exp": int(time.time()) + 60}
+    signing_input = f"{part(header)}.{part(claims)}"
+    signature = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        # ES256 header naming an RSA key of the JWKS.
+        (lambda: token(secret=EC_KEY, algorithm="ES256", headers={"kid": "rsa"}), "does not fit"),
+        # HS256 keyed with the public RSA key's PEM, naming it: checked with the secret only.
+        (lambda: forged({"alg": "HS256", "kid": "rsa"}, RSA_PEM), "not valid"),
+        (lambda: forged({"alg": "HS256"}, RSA_PEM), "not valid"),
+        # RS256 signed with the RSA key but claiming the EC key's id.
+        (lambda: token(secret=RSA_KEY, algorithm="RS256", headers={"kid": "ec"}), "does not fit"),
+        # ES256 without a key id while the configured public key is RSA.
+        (lambda: token(secret=EC_KEY, algorithm="ES256"), "does not fit"),
+        # An algorithm Herald does not take at all.
+        (lambda: forged({"alg": "HS512"}, SECRET.encode()), "algorithm"),
+        (lambda: forged({"alg": "none"}, b""), "algorithm"),
+        (lambda: forged({"typ": "JWT"}, SECRET.encode()), "algorithm"),
+    ],
+)
+def test_a_token_whose_algorithm_does_not_fit_its_key_is_a_401(
+    tmp_path: Path, make: Any, reason: str
+) -> None:
+    checker = TokenVerifier(
+        Settings(
+            jwt_secret=SECRET,
+            jwt_public_key=_pem(tmp_path, RSA_KEY),
+            jwks_file=_jwks(tmp_path, rsa=RSA_KEY, ec=EC_KEY),
+        )
+    )
+    with pytest.raises(Unauthenticated) as refused:
+        checker.verify(make())
+    assert reason in refused.value.detail
+
+
+def test_with_a_secret_and_a_public_key_each_algorithm_uses_its_own(tmp_path: Path) -> None:
+    checker = TokenVerifier(Settings(jwt_secret=SECRET, jwt_public_key=_pem(tmp_path, EC_KEY)))
+    assert checker.verify(token("hs")).subject == "hs"
+    assert checker.verify(token("es", secret=EC_KEY, algorithm="ES256")).subject == "es"
+    # A token signed with the secret but claiming ES256 is checked against the key: refused.
+    with pytest.raises(Unauthenticated):
+        checker.verify(forged({"alg": "ES256"}, SECRET.encode()))
+
+
+async def test_keys_from_a_jwks_url_are_fetched_and_refreshed_for_a_new_key_id() -> None:
+    served = {"keys": []}  # type: ignore[var-annotated]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = json.dumps(served).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    first = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key()))
+    served["keys"] = [{**first, "kid": "one"}]
+    async with serve_asgi(app) as url:
+        checker = TokenVerifier(Settings(jwks_url=f"{url}/jwks.json"))
+        assert checker.jwks is not None and not checker.jwks.loaded
+        await checker.jwks.start()
+        try:
+            assert checker.jwks.loaded
+            raw = token("k", secret=EC_KEY, algorithm="ES256", headers={"kid": "one"})
+            assert checker.verify(raw).subject == "k"
+            # A key rotated in: unknown at first (a 401), known after the refresh it asks for.
+            rotated = ec.generate_private_key(ec.SECP256R1())
+            served["keys"].append(
+                {
+                    **json.loads(jwt.algorithms.ECAlgorithm.to_jwk(rotated.public_key())),
+                    "kid": "two",
+                }
+            )
+            fresh = token("k", secret=rotated, algorithm="ES256", headers={"kid": "two"})
+            with pytest.raises(Unauthenticated):
+                checker.verify(fresh)
+            await checker.jwks.refresh()
+            assert checker.verify(fresh).subject == "k"
+        finally:
+            await checker.jwks.stop()
+
+
+def test_the_startup_description_names_the_methods_never_the_keys(tmp_path: Path) -> None:
+    described = TokenVerifier(
+        Settings(jwt_secret=SECRET, jwt_public_key=_pem(tmp_path, RSA_KEY))
+    ).describe()
+    assert "HS256" in described and "RSA public key" in described
+    assert SECRET not in described
 
 
 def test_without_keys_every_token_is_refused() -> None:

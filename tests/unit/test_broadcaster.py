@@ -552,3 +552,18 @@ async def test_a_resume_from_the_ring_gets_held_events_once() -> None:
     broadcaster.offer([take(broadcaster, 2)])
     broadcaster.flush()
     assert received(box) == [{"n": n} for n in range(3)]
+
+
+def test_a_topic_kafka_does_not_have_keeps_no_broadcaster_once_nobody_waits() -> None:
+    broadcasters = Broadcasters(Settings())
+    waiting = broadcasters.get("not-yet")
+    subscription = waiting.subscribe(Outbox(Format.JSON, 10), None)
+    broadcasters.release("not-yet")
+    assert broadcasters.get("not-yet") is waiting  # still subscribed: kept
+    waiting.unsubscribe(subscription)
+    broadcasters.release("not-yet")
+    assert len(broadcasters) == 0
+    # A topic the consumer reads is kept, subscribers or not.
+    broadcasters.get("real").assign(0, 0)
+    broadcasters.release("real")
+    assert len(broadcasters) == 1

@@ -221,3 +221,31 @@ def test_a_fetch_wait_below_the_request_timeout_is_taken() -> None:
     assert load_settings(environ).consumer_fetch_max_wait_ms == 0
     environ = {"HERALD_CONSUMER_FETCH_MAX_WAIT_MS": "4999", "HERALD_PUBLISH_TIMEOUT_S": "5"}
     assert load_settings(environ).consumer_fetch_max_wait_ms == 4999
+
+
+@pytest.mark.parametrize(
+    ("variable", "instead"),
+    [
+        ("HERALD_PRIVATE_TOPICS", "HERALD_PUBLIC_TOPICS"),
+        ("HERALD_TRUST_FORWARDED_FOR", "HERALD_TRUSTED_PROXIES"),
+    ],
+)
+def test_a_retired_setting_is_an_error_that_says_what_replaced_it(
+    variable: str, instead: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{variable} is no longer a setting: use {instead}"):
+        load_settings({variable: "x"})
+
+
+@pytest.mark.parametrize("value", ["", "2", "10.0.0.0/8", "10.0.0.0/8, ::1/128"])
+def test_trusted_proxies_are_a_hop_count_or_networks(value: str) -> None:
+    assert load_settings({"HERALD_TRUSTED_PROXIES": value}).trusted_proxies == value
+
+
+def test_trusted_proxies_that_are_neither_are_an_error() -> None:
+    with pytest.raises(ConfigError, match="HERALD_TRUSTED_PROXIES"):
+        load_settings({"HERALD_TRUSTED_PROXIES": "nginx"})
+
+
+def test_nothing_is_public_by_default() -> None:
+    assert Settings().public_topics == ""

@@ -288,6 +288,8 @@ def test_as_dict_has_the_delivered_event_fields() -> None:
         "id": event.id(Scope.PARTITION),
         "topic": TOPIC,
         "key": "k",
+        "partition": 1,
+        "offset": "41",
         "type": "t",
         "time": "2024-05-01T12:00:00.123Z",
         "data": {"x": 1},

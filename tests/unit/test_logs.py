@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -11,7 +12,7 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
 )
 
-from service.logs import RepeatFilter, RetriedMetadataErrors
+from service.logs import EscapingFormatter, JsonFormatter, RepeatFilter, RetriedMetadataErrors
 
 
 def _record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -63,3 +64,31 @@ def test_the_count_of_held_messages_is_told_when_the_interval_ends(
     later = _record("aiokafka", logging.WARNING, "down")
     assert repeat.filter(later)
     assert later.msg == "down (and 2 more like it in 30s)"
+
+
+def test_a_logged_value_cannot_forge_a_line() -> None:
+    formatter = EscapingFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord(
+        "service", logging.INFO, __file__, 1, "path %s", ("/x\nINFO forged",), None
+    )
+    line = formatter.format(record)
+    assert "\n" not in line and "\\n" in line
+
+
+def test_the_repeat_filter_keeps_a_bounded_number_of_templates() -> None:
+    repeat = RepeatFilter(interval=3600)
+    for n in range(RepeatFilter.KEPT * 3):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, f"message {n}", None, None)
+        assert repeat.filter(record)
+    assert len(repeat._last) <= RepeatFilter.KEPT
+
+
+def test_a_json_log_is_one_object_per_line_with_the_message_escaped() -> None:
+    formatter = JsonFormatter()
+    record = logging.LogRecord("service.x", logging.WARNING, __file__, 1, "a\nb %s", ("c",), None)
+    line = formatter.format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "a\nb c"
+    assert (entry["level"], entry["logger"]) == ("WARNING", "service.x")
+    assert entry["time"].endswith("Z")

@@ -408,3 +408,62 @@ def test_a_queued_run_still_overflows_a_full_outbox() -> None:
     socket.busy = False
     assert not box.put_run(sub, EventRun([make_event(3)], Scope.TOPIC))
     assert socket.written == []
+
+
+# -- mode=latest -----------------------------------------------------------------------------
+
+
+def latest_subscription(outbox: Outbox) -> Subscription:
+    return Subscription(TOPIC, None, outbox, cursor=Cursor().encode(TOPIC), latest=True)
+
+
+def test_a_latest_subscription_keeps_only_the_newest_waiting_event_of_each_key() -> None:
+    outbox = Outbox(Format.JSON, capacity=10)
+    sub = latest_subscription(outbox)
+    keyed = [make_event(n, key) for n, key in enumerate(["a", "b", "a", "b", "a", None, None])]
+    for event in keyed:
+        assert outbox.put_event(sub, event)
+    frames = outbox.drain()
+    messages = [json.loads(frame) for frame in frames if isinstance(frame, str)]
+    assert [(m["op"], m.get("key"), m.get("count"), m.get("data")) for m in messages] == [
+        ("skipped", "b", 1, None),
+        ("event", "b", None, {"n": 3}),
+        ("skipped", "a", 2, None),
+        ("event", "a", None, {"n": 4}),
+        ("skipped", None, 1, None),
+        ("event", None, None, {"n": 6}),
+    ]
+    # The cursor moved past everything, the skipped events included.
+    assert sub.cursor == keyed[-1].id(Scope.TOPIC)
+    assert outbox.drained_events == 3
+
+
+def test_a_latest_subscription_counts_only_what_waits_against_the_capacity() -> None:
+    outbox = Outbox(Format.JSON, capacity=2)
+    sub = latest_subscription(outbox)
+    for n in range(100):
+        assert outbox.put_event(sub, make_event(n, "same-key"))
+    assert not outbox.overflowed
+    assert outbox.put_event(sub, make_event(100, "other"))
+    # A third key while two wait: it overflows like any subscription.
+    assert not outbox.put_event(sub, make_event(101, "third"))
+    assert outbox.overflowed
+
+
+def test_an_ordinary_subscription_of_the_same_outbox_keeps_every_event() -> None:
+    outbox = Outbox(Format.SSE, capacity=10)
+    every, latest = subscribe(outbox), latest_subscription(outbox)
+    for n in range(3):
+        event = make_event(n, "k")
+        outbox.put_event(every, event)
+        outbox.put_event(latest, event)
+    text = b"".join(f for f in outbox.drain() if isinstance(f, bytes)).decode()
+    assert text.count("event: message") == 4  # 3 for every, 1 for latest
+    assert text.count("event: skipped") == 1
+
+
+def test_a_latest_catch_up_is_conflated_as_it_is_queued() -> None:
+    outbox = Outbox(Format.JSON, capacity=4)
+    sub = latest_subscription(outbox)
+    assert outbox.put_catch_up(sub, [make_event(n, "k") for n in range(50)]) == 50
+    assert data_of(outbox.drain())[-1] == {"n": 49}

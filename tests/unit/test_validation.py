@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from service.errors import Invalid
 from service.events import EventIn
-from service.validation import SCHEMAS_DIR, EventValidator, _Shape
+from service.validation import SCHEMAS, EventValidator, _Shape, schema_text
 
 MAX_BATCH = 3
 validator = EventValidator(max_batch=MAX_BATCH)
@@ -33,7 +32,7 @@ def paths(error: Invalid) -> list[str]:
 
 
 def test_the_schema_is_found_next_to_the_service() -> None:
-    assert (SCHEMAS_DIR / "event-in.schema.json").is_file()
+    assert SCHEMAS.joinpath("event-in.schema.json").is_file()
 
 
 def test_a_single_event_with_only_data_gets_the_default_type() -> None:
@@ -159,7 +158,7 @@ def test_every_violation_of_one_event_is_reported() -> None:
 
 # -- the shape: jsonschema's verdict without jsonschema -------------------------------------
 
-SCHEMA = json.loads((SCHEMAS_DIR / "event-in.schema.json").read_text())
+SCHEMA = json.loads(schema_text("event-in.schema.json"))
 SCHEMA_VALIDATOR = Draft202012Validator(SCHEMA)
 SHAPE = _Shape.of(SCHEMA)
 
@@ -220,9 +219,8 @@ def test_a_schema_saying_more_than_a_shape_knows_has_none(change: dict[str, Any]
     assert _Shape.of({**SCHEMA, **change}) is None
 
 
-def test_without_a_shape_jsonschema_decides_alone(tmp_path: Path) -> None:
-    (tmp_path / "event-in.schema.json").write_text(json.dumps({**SCHEMA, "maxProperties": 1}))
-    strict = EventValidator(max_batch=MAX_BATCH, schemas_dir=tmp_path)
+def test_without_a_shape_jsonschema_decides_alone() -> None:
+    strict = EventValidator(max_batch=MAX_BATCH, schema={**SCHEMA, "maxProperties": 1})
     assert strict.batch({"data": 1}) == [EventIn(data=1)]
     with pytest.raises(Invalid):
         strict.batch({"data": 1, "key": "k"})

@@ -28,6 +28,7 @@ from service.wire import (
     encode_message,
     event_frame,
     event_ws_frame,
+    parse_msgpack,
     sse_event_frame,
     sse_frame,
     ws_frame,
@@ -93,7 +94,8 @@ def test_json_frame_has_no_duplicate_keys() -> None:
         event_frame(make_event(), Format.JSON, Scope.TOPIC), object_pairs_hook=lambda p: p
     )
     names = [name for name, _ in pairs]
-    assert sorted(names) == sorted({"op", "id", "topic", "key", "type", "time", "data"})
+    expected = {"op", "id", "topic", "key", "partition", "offset", "type", "time", "data"}
+    assert sorted(names) == sorted(expected)
 
 
 @pytest.mark.parametrize("scope", list(Scope))
@@ -424,3 +426,11 @@ def test_an_event_frame_is_what_sse_starlette_writes(
 ) -> None:
     expected = ServerSentEvent(data=body, id=event_id, event=event_type).encode()
     assert sse_event_frame(event_id, event_type, body) == expected
+
+
+def test_a_msgpack_container_may_not_declare_more_entries_than_the_cap() -> None:
+    # An array header declaring a million entries, in five bytes.
+    huge = b"\xdd" + (1_000_000).to_bytes(4, "big")
+    with pytest.raises(Malformed):
+        parse_msgpack(huge + b"\xc0" * 10)
+    assert parse_msgpack(msgpack.packb(list(range(1000)))) == list(range(1000))

@@ -25,6 +25,11 @@ export interface HeraldEvent<Data = Json> {
   id: string;
   topic: string;
   key: string | null;
+  /** With `offset`, what this event's publish was answered with (see `Published`): a page
+   * recognises an event it published itself, on any instance, after any reconnect. */
+  partition: number;
+  /** A string: offsets may pass 2^53. */
+  offset: string;
   /** Defaults to "message". */
   type: string;
   /** RFC 3339, from the Kafka record timestamp. */
@@ -89,6 +94,12 @@ export interface SubscribeOptions {
   since?: string;
   /** Events the starting snapshot holds (0: none, only its cursor). Default: options.snapshot. */
   snapshot?: number;
+  /**
+   * "latest": for state rather than a log (scores, positions, presence). While events wait
+   * for a slow client, only the newest of each key is kept; a "skipped" event says how
+   * many were left out. Default: every event ("all").
+   */
+  mode?: "all" | "latest";
 }
 
 export interface PublishOptions {
@@ -120,9 +131,18 @@ export interface ErrorDetail {
   subscription: Subscription | null;
 }
 
+export interface SkippedDetail {
+  subscription: Subscription;
+  topic: string;
+  /** The key whose events were left out (null: unkeyed, or not said by a history page). */
+  key: string | null;
+  count: number;
+}
+
 export interface HeraldEventMap {
   state: StateDetail;
   reset: ResetDetail;
+  skipped: SkippedDetail;
   error: ErrorDetail;
 }
 
@@ -170,7 +190,7 @@ export class Herald extends EventTarget {
 
   constructor(baseUrl?: string | URL, options?: ConnectOptions);
 
-  /** Listen to "state", "reset" or "error"; returns a function that stops listening. */
+  /** Listen to "state", "reset", "skipped" or "error"; returns a function that stops listening. */
   on<K extends keyof HeraldEventMap>(
     name: K,
     listener: (detail: HeraldEventMap[K]) => void,

@@ -26,7 +26,7 @@ const PERMANENT = new Set([
 ]);
 // SSE control events carry {topic, key, cursor}; an application event of the same type
 // carries a whole event, which always has a time.
-const SSE_CONTROL = new Set(["reset", "lagging", "shutdown", "error"]);
+const SSE_CONTROL = new Set(["reset", "lagging", "shutdown", "token-expired", "skipped", "error"]);
 const SEEN_IDS = 1000;
 
 const DEFAULTS = {
@@ -68,7 +68,8 @@ export function connect(baseUrl, options = {}) {
 /**
  * One connection to Herald carrying any number of subscriptions.
  *
- * Dispatches "state" ({state, transport, retryIn}), "reset" ({subscription, cursor}) and
+ * Dispatches "state" ({state, transport, retryIn}), "reset" ({subscription, cursor}),
+ * "skipped" ({subscription, key, count}: a mode "latest" subscription left events out) and
  * "error" ({error, subscription}) events; `on(name, listener)` is a shorthand.
  */
 export class Herald extends EventTarget {
@@ -367,6 +368,13 @@ export class Herald extends EventTarget {
     this.dispatchEvent(new CustomEvent("reset", { detail }));
   }
 
+  /** A mode "latest" subscription was told `count` events (of `key`) were left out. */
+  skipped(subscription, key, count) {
+    const detail = { subscription, topic: subscription.topic, key, count };
+    subscription.dispatchEvent(new CustomEvent("skipped", { detail }));
+    this.dispatchEvent(new CustomEvent("skipped", { detail }));
+  }
+
   fail(subscription, error) {
     subscription.closed = true;
     this.drop(subscription);
@@ -389,12 +397,14 @@ export class Subscription extends EventTarget {
   #seen = new Set();
   #order = [];
 
-  constructor(client, topic, { key = null, since, snapshot } = {}, onEvent = undefined) {
+  constructor(client, topic, { key = null, since, snapshot, mode } = {}, onEvent = undefined) {
     super();
     this.#client = client;
     this.#onEvent = onEvent ?? (() => {});
     this.topic = topic;
     this.key = key ?? null;
+    // "latest": while events wait, only the newest per key ("skipped" says how many went).
+    this.mode = mode === "latest" ? "latest" : null;
     // The position after the last event delivered: every reconnect resumes from here.
     this.cursor = since ?? undefined;
     this.snapshotLimit = snapshot ?? client.options.snapshot;
@@ -478,6 +488,10 @@ class Session {
     if (this.client.current(this)) this.client.reset(subscription, cursor);
   }
 
+  skipped(subscription, key, count) {
+    if (this.client.current(this) && count > 0) this.client.skipped(subscription, key, count);
+  }
+
   // An error about one subscription: permanent ones end it, others end the session, and
   // the reconnect resubscribes from the cursor.
   failed(subscription, error) {
@@ -510,6 +524,10 @@ class Session {
 // topic and key but not the subscription it belongs to: a second subscription of the same
 // topic (the whole topic and one of its keys, say), or a new one after an unsubscribe whose
 // last events may still be on their way, gets a socket of its own.
+// WebSocket.OPEN, without reading the WebSocket global: a page may have none (then the client
+// goes on with SSE or long-polling, and must not throw on every subscribe).
+const WS_OPEN = 1;
+
 class WebSocketSession extends Session {
   transport = "websocket";
   sockets = [];
@@ -554,6 +572,10 @@ class Socket {
     this.session = session;
   }
 
+  get #open() {
+    return this.ws?.readyState === WS_OPEN;
+  }
+
   async connect() {
     const session = this.session;
     const url = new URL(session.client.url("/v1/ws", { access_token: await session.client.token() }));
@@ -595,13 +617,13 @@ class Socket {
     this.subs.add(subscription);
     this.byTopic.set(subscription.topic, subscription);
     this.carried.add(subscription.topic);
-    if (this.ws?.readyState === WebSocket.OPEN) this.#subscribe(subscription);
+    if (this.#open) this.#subscribe(subscription);
   }
 
   remove(subscription) {
     this.subs.delete(subscription);
     this.byTopic.delete(subscription.topic);
-    if (this.ws?.readyState === WebSocket.OPEN) {
+    if (this.#open) {
       this.#send({ op: "unsubscribe", topic: subscription.topic, key: subscription.key });
     }
   }
@@ -618,6 +640,7 @@ class Socket {
       topic: subscription.topic,
       key: subscription.key,
       since: subscription.cursor,
+      mode: subscription.mode,
     });
   }
 
@@ -643,6 +666,9 @@ class Socket {
         break;
       case "reset":
         if (subscription) session.reset(subscription, message.cursor);
+        break;
+      case "skipped":
+        if (subscription) session.skipped(subscription, message.key, message.count);
         break;
       case "error": {
         const error = new HeraldError(message.code, message.message);
@@ -691,6 +717,7 @@ class SseSession extends Session {
     const url = client.url(`/v1/topics/${enc(subscription.topic)}/stream`, {
       key: subscription.key,
       since: subscription.cursor,
+      mode: subscription.mode ?? undefined,
     });
     const token = await client.token();
     this.alive(subscription); // a stream that never answers is caught like a silent one
@@ -737,8 +764,10 @@ class SseSession extends Session {
     }
     if (SSE_CONTROL.has(event) && !(body instanceof Object && "time" in body)) {
       if (event === "reset") this.reset(subscription, body.cursor);
+      else if (event === "skipped") this.skipped(subscription, body.key, body.count);
       else if (event === "error") this.failed(subscription, problemError(body, 0));
-      // lagging, shutdown: the stream ends next; the reconnect resumes from the cursor.
+      // lagging, shutdown, token-expired: the stream ends next; the reconnect resumes from
+      // the cursor (with a fresh token from options.token when it is a function).
       return;
     }
     this.deliver(subscription, body);
@@ -782,6 +811,7 @@ class LongPollSession extends Session {
         after: subscription.cursor,
         limit: pageLimit,
         wait: wait || undefined,
+        mode: subscription.mode ?? undefined,
       });
       const started = Date.now();
       const token = await client.token();
@@ -812,6 +842,7 @@ class LongPollSession extends Session {
       }
       this.open();
       if (page.reset) this.reset(subscription, page.reset);
+      if (page.skipped) this.skipped(subscription, null, page.skipped);
       for (const event of page.events) this.deliver(subscription, event);
       this.advance(subscription, page.next);
       // An empty answer to a waiting request that came back at once (a cache kept it)
