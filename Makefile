@@ -9,6 +9,8 @@ KAFKA := deploy/kafka/kafka.sh
 CLUSTER := deploy/kafka/cluster.sh
 HELM := deploy/tools/helm.sh
 STAMP := $(VENV)/.installed
+# pytest workers of `make test`, each with its own broker: one per core of a 2-core machine.
+TEST_WORKERS ?= 2
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,8 +26,9 @@ $(STAMP): pyproject.toml
 system-deps: ## install missing Debian packages (Java 17, Maven) when run as root
 	@bash deploy/system-deps.sh
 
-test-deps: system-deps ## and what the tests drive: Varnish, nginx, Chromium (Debian's packages)
-	@bash deploy/system-deps.sh varnishd:varnish nginx:nginx chromium:chromium
+test-deps: system-deps ## and what the tests drive: Varnish, nginx, Chromium, Debian's python3 venv (for the wheel)
+	@bash deploy/system-deps.sh varnishd:varnish nginx:nginx chromium:chromium \
+		/usr/lib/python3.11/ensurepip/__init__.py:python3.11-venv
 
 kafka-fetch: system-deps ## download the Kafka jars from Maven Central (once)
 	@$(KAFKA) fetch
@@ -75,7 +78,7 @@ helm: ## build helm from the Go module proxy (once; cached in deploy/tools/.cach
 	@$(HELM) >/dev/null
 
 test: install kafka-fetch test-deps helm lint ## the whole suite: lint, unit, integration (starts and stops its own Kafka)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 fuzz: install kafka-fetch ## a long fuzz run (FUZZ_EXAMPLES examples per property, default 2000)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/pytest -q -p no:cacheprovider -o timeout=0 tests/fuzz

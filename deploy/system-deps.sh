@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Herald's tooling needs, only those whose command is missing.
 # Idempotent: a second run installs nothing. Usage: system-deps.sh [command:package ...]
+# (a "command" that starts with / is a file the package installs).
 # Default: what `make run` and `make test` need (Java 17 for Kafka, Maven to fetch it).
 set -euo pipefail
 
@@ -11,7 +12,12 @@ fi
 
 missing=()
 for pair in "${wanted[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  check=${pair%%:*}
+  if [[ $check == /* ]]; then
+    [ -e "$check" ] || missing+=("${pair#*:}")
+  else
+    command -v "$check" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from . import __version__
 from .config import SECRETS, ConfigError, Settings, load_settings
-from .kafka import FAILURES
+from .kafka import FAILURES, Kafka
 from .logs import configure_logging
 
 
@@ -86,19 +86,20 @@ def check_config(settings: Settings, kafka: bool) -> int:
         print(f"HERALD_{field.name.upper()}={shown}")
     if not kafka:
         return 0
+    from .kafka.clients import AioKafka
+
+    client = AioKafka(settings)
     try:
-        topics = asyncio.run(_kafka_topics(settings))
+        topics = asyncio.run(_kafka_topics(settings, client))
     except FAILURES as exc:
-        print(f"kafka: not reachable at {settings.kafka_bootstrap}: {type(exc).__name__}")
+        print(f"kafka: {client.explain(exc)}")
         return 1
     print(f"kafka: reachable at {settings.kafka_bootstrap} ({topics} topics)")
     return 0
 
 
-async def _kafka_topics(settings: Settings) -> int:
-    from .kafka.clients import AioKafka
-
-    admin = AioKafka(settings).admin("herald-check-config")
+async def _kafka_topics(settings: Settings, kafka: Kafka) -> int:
+    admin = kafka.admin("herald-check-config")
     async with asyncio.timeout(settings.publish_timeout_s):
         await admin.start()
         try:

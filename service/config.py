@@ -7,7 +7,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ class Settings:
     send_timeout_s: float = 10.0
     shutdown_grace_s: float = 5.0
     # Access control (see README "Security").
-    jwt_secret: str = ""
+    # Secrets never appear in a repr of the settings (a log line, a traceback's locals).
+    jwt_secret: str = field(default="", repr=False)
     jwt_public_key: str = ""
     jwks_file: str = ""
     # Keys at a URL (an identity provider's JWKS endpoint), fetched at startup and refreshed.
@@ -119,7 +120,7 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_sasl_username: str = ""
-    kafka_sasl_password: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
     # A file holding the password (a mounted secret); its content wins over the variable.
     kafka_sasl_password_file: str = ""
     kafka_ssl_ca_file: str = ""
@@ -155,13 +156,22 @@ class Settings:
 
 
 _PREFIX = "HERALD_"
+
+
+def variables() -> list[str]:
+    """Every environment variable Herald reads, in the order Settings declares them."""
+    return [f"{_PREFIX}{f.name.upper()}" for f in fields(Settings)]
+
+
 # Settings whose values are never shown (check-config masks them; logs never hold them).
 SECRETS = frozenset({"jwt_secret", "kafka_sasl_password"})
 # Settings that were renamed or removed: naming one is an error that says what to do.
-_RETIRED = {
+RETIRED = {
     "private_topics": "HERALD_PUBLIC_TOPICS: every topic not matching it needs a token",
     "trust_forwarded_for": "HERALD_TRUSTED_PROXIES (a hop count or CIDR list of your proxies)",
 }
+# What Kubernetes puts into every pod for a Service named "herald" (docker-link style).
+_SERVICE_LINK = re.compile(r"service_(host|port(_\w+)?)|port(_\d+_(tcp|udp|sctp)(_\w+)?)?")
 _CHOICES = {
     "kafka_security_protocol": ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     "kafka_sasl_mechanism": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
@@ -211,8 +221,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _unknown(variable: str, name: str, known: Mapping[str, object]) -> str:
-    if name in _RETIRED:
-        return f"{variable} is no longer a setting: use {_RETIRED[name]}"
+    if name in RETIRED:
+        return f"{variable} is no longer a setting: use {RETIRED[name]}"
+    if _SERVICE_LINK.fullmatch(name):
+        return (
+            f"{variable} is not a Herald setting: Kubernetes sets it for a Service named"
+            " herald; set enableServiceLinks: false in the pod spec (the Helm chart does)"
+        )
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f" (did you mean {_PREFIX}{close[0].upper()}?)" if close else ""
     return f"{variable} is not a Herald setting{hint}"

@@ -51,6 +51,8 @@ class Feed:
         self._initial_ends: dict[TopicPartition, int] | None = None
         self.positioned = asyncio.Event()
         self.kafka_reachable = False
+        # Why the last attempt to connect failed, until one succeeds (for /readyz and the log).
+        self.problem: str | None = None
         self._task: asyncio.Task[None] | None = None
         # The exposed partitions the last topic lookup found, until the loop takes them.
         self._found: set[TopicPartition] | None = None
@@ -78,11 +80,13 @@ class Feed:
                 async with asyncio.timeout(timeout):
                     await consumer.start()
                     await admin.start()
+                self._connected()
                 self._assigned = set()
                 await self._consume(consumer, admin)
             except FAILURES as exc:
                 self._set_reachable(False)
-                log.warning("consumer: Kafka unavailable (%r); retrying", exc)
+                self._metrics.kafka_connect_failures.inc()
+                self._failed(self._kafka.explain(exc))
             finally:
                 with contextlib.suppress(*FAILURES):
                     await consumer.stop()
@@ -188,6 +192,17 @@ class Feed:
                 return
         self.positioned.set()
         log.info("consumer: positioned at the live head")
+
+    def _failed(self, problem: str) -> None:
+        # Said once per cause, not once per retry: the retries go on quietly.
+        if problem != self.problem:
+            log.error("%s (retrying every %ss)", problem, _RECONNECT_S)
+        self.problem = problem
+
+    def _connected(self) -> None:
+        if self.problem is not None:
+            log.info("consumer: connected to Kafka at %s", self._settings.kafka_bootstrap)
+        self.problem = None
 
     def _set_reachable(self, reachable: bool) -> None:
         self.kafka_reachable = reachable

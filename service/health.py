@@ -24,7 +24,10 @@ def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
     async def readyz() -> Response:
         checks = lifecycle.readiness()
         ready = all(checks.values())
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+        reason = None if ready else lifecycle.unready_reason()
+        if reason is not None:
+            body["reason"] = reason
         return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")
 
     @blueprint.get("/metrics", endpoint="metrics")

@@ -73,6 +73,10 @@ class Lifecycle:
         """Until this instance is positioned at Kafka's live head (for embedding and tests)."""
         await self._feed.positioned.wait()
 
+    def unready_reason(self) -> str | None:
+        """Why Kafka cannot be reached, while it cannot (for /readyz)."""
+        return self._feed.problem
+
     def readiness(self) -> dict[str, bool]:
         """What a load balancer asks before sending clients here."""
         checks = {

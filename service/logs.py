@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 from aiokafka.errors import LeaderNotAvailableError, NotLeaderForPartitionError
 
@@ -89,7 +90,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -108,7 +111,6 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     formatter: logging.Formatter
     if log_format == "json":
         formatter = JsonFormatter()
-        formatter.converter = time.gmtime
     else:
         formatter = EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:

@@ -79,6 +79,12 @@ class Metrics:
             "1 when the last Kafka metadata refresh succeeded",
             registry=self.registry,
         )
+        self.kafka_connect_failures = Counter(
+            "herald_kafka_connect_failures_total",
+            "Times the consumer could not connect to Kafka, or lost it, and started over"
+            " (every second while it lasts)",
+            registry=self.registry,
+        )
 
     def answered(self, endpoint: str | None, status: int) -> None:
         """Count one HTTP answer: what the origin answered per route (behind a CDN, what the

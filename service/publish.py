@@ -52,13 +52,16 @@ class Publisher:
         self._admin: Admin | None = None
         self._known_topics: set[str] = set()
         self._connecting: asyncio.Lock = asyncio.Lock()
+        # Why the last attempt to connect failed (said once per cause).
+        self._problem: str | None = None
 
     async def start(self) -> None:
         """Connect if Kafka is there; if not, the first publish tries again (and answers 503)."""
         try:
-            await self._connect()
-        except KafkaUnavailable as exc:
-            log.warning("publisher: %s; will retry on publish", exc.detail)
+            await self._connect(quiet=True)
+        except KafkaUnavailable:
+            # The consumer says why, and keeps saying it in /readyz: one line is enough.
+            log.info("publisher: not connected to Kafka yet; the first publish tries again")
 
     async def stop(self) -> None:
         producer, admin = self._producer, self._admin
@@ -72,7 +75,7 @@ class Publisher:
     def connected(self) -> bool:
         return self._producer is not None
 
-    async def _connect(self) -> Producer:
+    async def _connect(self, quiet: bool = False) -> Producer:
         async with self._connecting:
             if self._producer is not None:
                 return self._producer
@@ -85,10 +88,15 @@ class Publisher:
             except FAILURES as exc:
                 await _quietly(producer.stop())
                 await _quietly(admin.close())
-                # The cause goes to the log; a client is told nothing of the cluster.
-                log.warning("publisher: cannot reach Kafka: %r", exc)
+                # The cause goes to the log (once per cause); a client is told nothing of
+                # the cluster.
+                problem = self._kafka.explain(exc)
+                if problem != self._problem and not quiet:
+                    log.warning("publisher: %s", problem)
+                self._problem = problem
                 raise KafkaUnavailable("Kafka cannot be reached") from None
             self._producer, self._admin = producer, admin
+            self._problem = None
             log.info("publisher connected to Kafka")
             return producer
 

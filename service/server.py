@@ -35,6 +35,9 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
     config = Config()
     config.bind = [settings.bind if listen_fd is None else f"fd://{listen_fd}"]
     config.accesslog = None
+    # Hypercorn's own messages through Herald's logging (its format, JSON included), instead
+    # of a second handler of Hypercorn's that would print each of them again on stderr.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = settings.shutdown_grace_s
     # Quart queues inbound WebSocket messages without bound: cap each one's size at least.
     # The app enforces HERALD_MAX_BODY_BYTES itself (close 1009); Hypercorn's own cap sits

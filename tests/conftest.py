@@ -4,29 +4,45 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from .processes import HeraldProcess, KafkaBroker
+from .processes import HeraldProcess
+from .secure_kafka import SecureKafkaBroker
 from .serving import StartServer
 from .tokens import ISSUED
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker for the session: TEST_KAFKA_BOOTSTRAP if given, else a local one."""
-    given = os.environ.get("TEST_KAFKA_BOOTSTRAP")
-    if given:
-        yield given
-        return
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafkaBroker]:
+    """The session's local broker, with two listeners: PLAINTEXT for most tests, SASL_SSL
+    (SCRAM-SHA-512 over TLS, with a CA made for the run) for those about Kafka security."""
+    broker = SecureKafkaBroker(tmp_path_factory.mktemp("kafka"))
     broker.up()
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
-        broker.down()
+        broker.discard()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> str:
+    """A broker for the session: TEST_KAFKA_BOOTSTRAP if given, else the local one's plain
+    listener."""
+    given = os.environ.get("TEST_KAFKA_BOOTSTRAP")
+    if given:
+        return given
+    broker: SecureKafkaBroker = request.getfixturevalue("kafka_broker")
+    return broker.plaintext_bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(kafka_broker: SecureKafkaBroker) -> SecureKafkaBroker:
+    """The local broker, for its SASL_SSL listener (``bootstrap``) and what reaches it."""
+    return kafka_broker
 
 
 def _servers(kafka_bootstrap: str, logs: Path) -> Iterator[StartServer]:
@@ -89,9 +105,13 @@ def topic() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-xdist hands tests to its workers by node id: of two items with one id, one runs.
+    repeated = sorted(nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests share a node id (only one would run): {repeated}")
     # Wherever it lives: a test that needs the broker (through any fixture) is marked.
     for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+        if {"kafka_bootstrap", "secure_kafka"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
 
 

@@ -19,6 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+# The tests' brokers live seconds to minutes: compiled by C1 only, each starts on half the
+# CPU (the suite starts several at once on two cores), fast enough for what they carry.
+KAFKA_TEST_ENV = {"KAFKA_JVM_OPTS": os.environ.get("KAFKA_JVM_OPTS", "-XX:TieredStopAtLevel=1")}
 CLUSTER_SCRIPT = ROOT / "deploy" / "kafka" / "cluster.sh"
 
 
@@ -45,15 +48,18 @@ def run_script(script: Path, *args: str, env: dict[str, str]) -> None:
 class KafkaBroker:
     """One local KRaft node started through deploy/kafka/kafka.sh on free loopback ports."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, short_lived: bool = True) -> None:
         # Chosen together: two sockets closed one after the other may get the same port.
         self.port, self.controller_port = free_ports(2)
         self.data_dir = data_dir
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # A benchmark's broker (not short-lived) runs as `make run` starts it.
+        self._jvm = KAFKA_TEST_ENV if short_lived else {}
 
     def _env(self) -> dict[str, str]:
         return {
             **os.environ,
+            **self._jvm,
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "KAFKA_DATA_DIR": str(self.data_dir),
@@ -64,6 +70,10 @@ class KafkaBroker:
 
     def down(self) -> None:
         run_script(KAFKA_SCRIPT, "down", env=self._env())
+
+    def discard(self) -> None:
+        """Stop at once (SIGKILL): for teardown, when the data goes next."""
+        run_script(KAFKA_SCRIPT, "discard", env=self._env())
 
 
 class KafkaCluster:
@@ -80,6 +90,7 @@ class KafkaCluster:
     def _env(self) -> dict[str, str]:
         return {
             **os.environ,
+            **KAFKA_TEST_ENV,
             "KAFKA_CLUSTER_DIR": str(self.data_dir),
             "KAFKA_CLUSTER_PORTS": ",".join(map(str, self.ports)),
         }
@@ -89,6 +100,10 @@ class KafkaCluster:
 
     def down(self) -> None:
         run_script(CLUSTER_SCRIPT, "down", env=self._env())
+
+    def discard(self) -> None:
+        """Stop at once (SIGKILL): for teardown, when the data goes next."""
+        run_script(CLUSTER_SCRIPT, "discard", env=self._env())
 
     def _pid(self, node: int) -> int:
         return int((self.data_dir / f"node-{node}" / "kafka.pid").read_text())
@@ -157,14 +172,25 @@ class HeraldProcess:
         self.args = args or []
         self.process: subprocess.Popen[bytes] | None = None
 
+    # What runs, where and as whom: the source tree's Herald as this user, unless a subclass
+    # (an installed wheel, tests/deploy) says otherwise.
+    cwd: Path = ROOT
+    uid: int | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "service", "serve", *self.args]
+
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", *self.args],
-            cwd=ROOT,
+            self.command(),
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            user=self.uid,
+            group=self.uid,
+            extra_groups=None if self.uid is None else [],
         )
 
     # A busy 2-core machine has been seen to take over 30 s to start one (Kafka included).

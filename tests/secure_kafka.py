@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .processes import KAFKA_SCRIPT, free_ports, run_script
+from .processes import KAFKA_SCRIPT, KAFKA_TEST_ENV, free_ports, run_script
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -172,6 +172,7 @@ class SecureKafkaBroker:
     def _env(self) -> dict[str, str]:
         return {
             **os.environ,
+            **KAFKA_TEST_ENV,
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "KAFKA_INTERNAL_PORT": str(self.internal_port),
@@ -188,6 +189,10 @@ class SecureKafkaBroker:
 
     def down(self) -> None:
         run_script(KAFKA_SCRIPT, "down", env=self._env())
+
+    def discard(self) -> None:
+        """Stop at once (SIGKILL): for teardown, when the data goes next."""
+        run_script(KAFKA_SCRIPT, "discard", env=self._env())
 
     def ssl_context(self, client_certificate: bool = False) -> ssl.SSLContext:
         """A client context trusting only the test CA (with its client certificate if asked)."""

@@ -2,6 +2,7 @@
 # Three local Apache Kafka (KRaft) nodes in combined mode, for fault tests: kafka.sh per node.
 #   cluster.sh up [id...]      start nodes 1 2 3 (or the given ones) and wait until all are ready
 #   cluster.sh down [id...]    stop them
+#   cluster.sh discard [id...] stop them at once (SIGKILL), for throw-away data
 #   cluster.sh status [id...]  exit 0 when every one of them is running
 # Environment (all optional): KAFKA_CLUSTER_BASE_PORT (19092: node N's broker listens on
 # base+2(N-1), its controller on the port after that), KAFKA_CLUSTER_PORTS (six ports instead:
@@ -77,17 +78,19 @@ up() {
       echo "cluster.sh: node $n failed to start; last lines of $dir/node-$n/kafka.log:" >&2
       tail -n 20 "$dir/node-$n/kafka.log" >&2 2>/dev/null || true
     done
-    down "$@"
+    stop down "$@"
     exit 1
   fi
   echo "cluster.sh: nodes $* ready; bootstrap $(bootstrap)" >&2
 }
 
-down() {
+# stop down|discard NODE...
+stop() {
   # Concurrently too: the last node of a quorum stopped one by one has no majority left
   # to shut down cleanly with, and hangs until kafka.sh kills it 30 s later.
-  local n failed=0
-  for n in "$@"; do node "$n" down & done
+  local action=$1 n failed=0
+  shift
+  for n in "$@"; do node "$n" "$action" & done
   for n in "$@"; do wait -n || failed=1; done
   return "$failed"
 }
@@ -116,7 +119,8 @@ done
 cluster_id=""
 case "$command" in
   up) up "${nodes[@]}" ;;
-  down) down "${nodes[@]}" ;;
+  down) stop down "${nodes[@]}" ;;
+  discard) stop discard "${nodes[@]}" ;;
   status) status "${nodes[@]}" ;;
-  *) echo "usage: cluster.sh up|down|status [node id...]" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up|down|discard|status [node id...]" >&2; exit 2 ;;
 esac

@@ -3,13 +3,16 @@
 #   kafka.sh fetch   download the jars into .cache/lib (once; later runs reuse them)
 #   kafka.sh up      format storage if needed, start the broker, wait until it is ready
 #   kafka.sh down    stop the broker started by `up`
+#   kafka.sh discard stop it at once (SIGKILL): for a throw-away broker whose data goes next
 #   kafka.sh status  exit 0 when the broker of this data dir is running
 #   kafka.sh cluster-id  print a new random cluster id (for nodes that must share one)
 # Environment (all optional): KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # KAFKA_NODE_ID (1), KAFKA_DATA_DIR (deploy/kafka/.cache/data/node-<id>),
-# KAFKA_READY_TIMEOUT (90 seconds), KAFKA_HEAP (512m); for a node of a cluster (cluster.sh)
-# KAFKA_QUORUM_VOTERS (id@host:port,...), KAFKA_CLUSTER_ID (used when formatting) and
-# KAFKA_EXTRA_PROPERTIES (lines appended to server.properties; later keys win).
+# KAFKA_READY_TIMEOUT (90 seconds), KAFKA_HEAP (512m), KAFKA_JVM_OPTS (more JVM options,
+# e.g. -XX:TieredStopAtLevel=1: half the CPU to start, as the tests' brokers use); for a
+# node of a cluster (cluster.sh) KAFKA_QUORUM_VOTERS (id@host:port,...), KAFKA_CLUSTER_ID
+# (used when formatting) and KAFKA_EXTRA_PROPERTIES (lines appended to server.properties;
+# later keys win).
 #
 # A secured client listener (the default is one PLAINTEXT listener on KAFKA_PORT, as above):
 #   KAFKA_SECURITY  plaintext (default) | ssl | sasl_ssl | sasl_plaintext: the protocol of the
@@ -72,8 +75,14 @@ fetch() {
 }
 
 new_cluster_id() {
-  # The tool logs a line to stdout before the id: keep only the id.
-  "${java_cmd[@]}" kafka.tools.StorageTool random-uuid | tail -n 1
+  # What `kafka-storage.sh random-uuid` prints (16 random bytes, base64url without padding,
+  # not starting with "-"), without starting a JVM for it.
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    [[ $id == -* ]] || break
+  done
+  echo "$id"
 }
 
 running() {
@@ -176,7 +185,8 @@ PROPS
   done
 }
 
-java_cmd=(java -Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+# shellcheck disable=SC2206 # KAFKA_JVM_OPTS: words, on purpose
+java_cmd=(java -Xms128m "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true ${KAFKA_JVM_OPTS:-}
   "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$lib/*")
 
 up() {
@@ -239,7 +249,7 @@ PROPS
     fi
     if [ "$waited" -ge $((ready_timeout * 10)) ]; then
       echo "kafka.sh: broker not ready after ${ready_timeout}s; see $logfile" >&2
-      down
+      stop TERM
       exit 1
     fi
     sleep 0.1
@@ -250,14 +260,16 @@ PROPS
   echo "kafka.sh: ready on 127.0.0.1:$port (${what}pid $(cat "$pidfile"), log $logfile)" >&2
 }
 
-down() {
+# stop TERM: a controlled shutdown (up to 30 s, then SIGKILL); stop KILL: at once, for a
+# broker whose data is thrown away next (the tests' own brokers).
+stop() {
   if ! running; then
     rm -f "$pidfile"
     return 0
   fi
   local pid
   pid=$(cat "$pidfile")
-  kill -TERM "$pid" 2>/dev/null || true
+  kill "-$1" "$pid" 2>/dev/null || true
   for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -270,12 +282,13 @@ down() {
 case "${1:-}" in
   fetch) fetch ;;
   up) up ;;
-  down) down ;;
+  down) stop TERM ;;
+  discard) stop KILL ;;
   status) running ;;
   cluster-id)
     need java "a Java 17 runtime" openjdk-17-jre-headless
     fetch
     new_cluster_id
     ;;
-  *) echo "usage: kafka.sh fetch|up|down|status|cluster-id" >&2; exit 2 ;;
+  *) echo "usage: kafka.sh fetch|up|down|discard|status|cluster-id" >&2; exit 2 ;;
 esac

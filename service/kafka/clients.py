@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
 
 from ..config import Settings
-from . import Admin, Consumer, Producer
+from . import Admin, Consumer, Producer, diagnosis
 
 # Producer records may hold a whole request body plus headers.
 _RECORD_OVERHEAD = 64 * 1024
@@ -24,6 +24,7 @@ class AioKafka:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._common = _common_options(settings)
+        self._trouble = diagnosis.watch()
 
     def consumer(
         self,
@@ -65,6 +66,16 @@ class AioKafka:
 
     def admin(self, client_id: str) -> Admin:
         return _Admin(AIOKafkaAdminClient(**self._common, client_id=client_id))
+
+    def explain(self, failure: BaseException) -> str:
+        # The cause aiokafka logged during this attempt (an attempt lasts at most a request
+        # timeout); else what was raised. A timeout says nothing by itself but its length.
+        timeout_ms = self._settings.kafka_request_timeout_ms
+        cause = self._trouble.recent(timeout_ms / 1000 + 1) or str(failure)
+        if not cause:
+            timed_out = isinstance(failure, TimeoutError)
+            cause = f"no answer within {timeout_ms} ms" if timed_out else type(failure).__name__
+        return diagnosis.explain(self._settings, cause)
 
 
 def _common_options(settings: Settings) -> dict[str, Any]:

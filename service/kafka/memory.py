@@ -142,6 +142,9 @@ class MemoryKafka:
     def producer(self, client_id: str) -> Producer:
         return MemoryProducer(self.log)
 
+    def explain(self, failure: BaseException) -> str:
+        return f"cannot connect to Kafka (in memory): {failure}"
+
     def admin(self, client_id: str) -> Admin:
         return MemoryAdmin(self.log)
 

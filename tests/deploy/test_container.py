@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.config import variables
+
 from .image_steps import DOCKERFILE, ROOT, Instruction, exposed_port, install_step, stages
 
 CONTAINER = ROOT / "deploy" / "container"
@@ -24,18 +26,8 @@ COMPOSE = CONTAINER / "compose.yaml"
 DOCKERIGNORE = CONTAINER / "Dockerfile.dockerignore"
 SHIPPED_VCL = ROOT / "deploy" / "varnish" / "herald.vcl"
 
-# Every name Herald has or will have that the deployment files may set.
-HERALD_SETTINGS = {
-    "HERALD_BIND",
-    "HERALD_KAFKA_BOOTSTRAP",
-    "HERALD_TOPICS",
-    "HERALD_PUBLIC_TOPICS",
-    "HERALD_ALLOWED_ORIGINS",
-    "HERALD_TOPIC_REPLICATION",
-    "HERALD_SHUTDOWN_GRACE_S",
-    "HERALD_LOG_FORMAT",
-    "HERALD_PUBLISH_OPEN",
-}
+# What the deployment files may set: Herald's own variables (an unknown one stops it).
+HERALD_SETTINGS = set(variables())
 
 
 def final_stage() -> list[Instruction]:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 import service
+from service.config import variables
 
 from .image_steps import ROOT, exposed_port, install_step
 
@@ -32,29 +33,9 @@ HELM_SH = ROOT / "deploy" / "tools" / "helm.sh"
 CHART = ROOT / "deploy" / "helm" / "herald"
 KUBERNETES = "1.33.0"  # the API version rendered for and validated against (strict schemas)
 
-# What the chart may set: these names, plus whatever the user puts into `config`.
-KNOWN = {
-    "HERALD_BIND",
-    "HERALD_KAFKA_BOOTSTRAP",
-    "HERALD_TOPICS",
-    "HERALD_PUBLIC_TOPICS",
-    "HERALD_ALLOWED_ORIGINS",
-    "HERALD_TOPIC_REPLICATION",
-    "HERALD_SHUTDOWN_GRACE_S",
-    "HERALD_LOG_FORMAT",
-    "HERALD_KAFKA_SECURITY_PROTOCOL",
-    "HERALD_KAFKA_SASL_MECHANISM",
-    "HERALD_KAFKA_SASL_USERNAME",
-    "HERALD_KAFKA_SASL_PASSWORD",
-    "HERALD_KAFKA_SASL_PASSWORD_FILE",
-    "HERALD_KAFKA_SSL_CA_FILE",
-    "HERALD_KAFKA_SSL_CERT_FILE",
-    "HERALD_KAFKA_SSL_KEY_FILE",
-    "HERALD_JWT_SECRET",
-    "HERALD_JWT_PUBLIC_KEY",
-    "HERALD_JWKS_URL",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-}
+# What the chart may set: Herald's own variables (an unknown one stops it), and the
+# OpenTelemetry exporter's endpoint.
+KNOWN = {*variables(), "OTEL_EXPORTER_OTLP_ENDPOINT"}
 INTERNAL_PATHS = ("/metrics", "/healthz", "/readyz")
 
 SECRET_VALUES = {

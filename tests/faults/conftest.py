@@ -18,7 +18,7 @@ def cluster(tmp_path: Path) -> Iterator[KafkaCluster]:
         cluster.up()
         yield cluster
     finally:
-        cluster.down()
+        cluster.discard()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
     try:
         yield broker
     finally:
-        broker.down()
+        broker.discard()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,28 +14,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ..clients import publish, ws_recv_op, ws_send
-from ..processes import ROOT, HeraldProcess, serving
+from ..processes import HeraldProcess, serving
 
 MAX_CONNECTIONS = 200
 
 
-class WorkersProcess(HeraldProcess):
-    """``python -m service serve --workers 2``: a parent and two workers."""
-
-    def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--workers", "2"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture
-async def workers(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[WorkersProcess]:
-    server = WorkersProcess(kafka_bootstrap, tmp_path / "herald.log", topics="it-.*")
+async def workers(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[HeraldProcess]:
+    server = HeraldProcess(
+        kafka_bootstrap, tmp_path / "herald.log", ["--workers", "2"], topics="it-.*"
+    )
     async with serving(server):
         yield server
 
@@ -80,7 +66,7 @@ def owner(ws: ClientConnection, server_port: int, pids: set[int]) -> int | None:
 
 
 async def test_two_workers_both_serve_and_deliver_and_stop_cleanly(
-    workers: WorkersProcess, topic: str
+    workers: HeraldProcess, topic: str
 ) -> None:
     assert workers.process is not None
     # The parent starts both workers before either can answer /readyz.

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not bootstrap:
             kafka_dir = tempfile.TemporaryDirectory(prefix="herald-bench-kafka-")
-            broker = KafkaBroker(Path(kafka_dir.name))
+            broker = KafkaBroker(Path(kafka_dir.name), short_lived=False)
             _say(started, f"starting Kafka on {broker.bootstrap}")
             broker.up()
             bootstrap = broker.bootstrap

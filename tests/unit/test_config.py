@@ -90,6 +90,21 @@ def test_a_misspelt_variable_is_named_with_the_setting_it_resembles() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
+        ("HERALD_SERVICE_HOST", "10.0.0.1"),
+        ("HERALD_SERVICE_PORT_HTTP", "80"),
+        ("HERALD_PORT", "tcp://10.0.0.1:80"),
+        ("HERALD_PORT_80_TCP_ADDR", "10.0.0.1"),
+    ],
+)
+def test_kubernetes_service_links_are_refused_with_what_to_do(variable: str, value: str) -> None:
+    # Still an error (nothing unknown passes), but one that says where it came from.
+    with pytest.raises(ConfigError, match=f"{variable} .*enableServiceLinks: false"):
+        load_settings({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
         ("HERALD_KAFKA_SECURITY_PROTOCOL", "TLS"),
         ("HERALD_KAFKA_SASL_MECHANISM", "GSSAPI"),
         ("HERALD_DIRECT_WRITES", "on"),
@@ -249,3 +264,10 @@ def test_trusted_proxies_that_are_neither_are_an_error() -> None:
 
 def test_nothing_is_public_by_default() -> None:
     assert Settings().public_topics == ""
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = load_settings(
+        {"HERALD_JWT_SECRET": "s3cret-jwt-value", "HERALD_KAFKA_SASL_PASSWORD": "s3cret-kafka"}
+    )
+    assert "s3cret" not in repr(settings)
