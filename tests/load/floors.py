@@ -156,27 +156,23 @@ def readers(
 
 
 async def kafka(args: argparse.Namespace) -> dict[str, Any]:
-    from aiokafka import AIOKafkaProducer, TopicPartition
-    from aiokafka.admin import NewTopic
+    from aiokafka import TopicPartition
 
     from service.config import load_settings
-    from service.kafka_clients import new_admin, new_consumer
+    from service.kafka.clients import AioKafka
 
     settings = load_settings({"HERALD_KAFKA_BOOTSTRAP": args.bootstrap})
+    kafka = AioKafka(settings)
     topic = f"bench-floor-{uuid.uuid4().hex[:8]}"
-    admin = new_admin(settings, "floor-admin")
+    admin = kafka.admin("floor-admin")
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.create_topic(topic, 1, 1)
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=args.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=settings.producer_linger_ms,
-    )
-    consumer = new_consumer(settings, "floor-consumer")
+    # The clients Herald itself publishes and consumes with: the floor is what they can do.
+    producer = kafka.producer("floor-producer")
+    consumer = kafka.consumer("floor-consumer")
     await producer.start()
     await consumer.start()
     try:
@@ -202,7 +198,7 @@ async def steady_sends(
 
     async def send() -> None:
         began = time.monotonic()
-        await producer.send_and_wait(topic, _STAMP.pack(began))
+        await (await producer.send(topic, _STAMP.pack(began)))
         acks.record(time.monotonic() - began)
 
     async def receive() -> None:
