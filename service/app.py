@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from quart import Quart
@@ -20,18 +21,20 @@ from .history import History
 from .ingest import Ingest
 from .kafka import Kafka
 from .kafka.clients import AioKafka
+from .lag import Lag
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .publish import Publisher
 from .purge import Purger
 from .quart_app import quart_app
 from .reads import Reads
+from .request_log import AccessLog
 from .resume import Resumer
 from .router import Route, Router
 from .streams import Streams
 from .topics import TopicPolicy
 from .transports import fast_path
-from .transports.http import Answers
+from .transports.http import Answers, Request
 from .transports.http_history import HistoryRoute
 from .transports.http_publish import PublishRoute
 from .transports.http_snapshot import snapshot_blueprint
@@ -39,6 +42,7 @@ from .transports.identity import Gate
 from .transports.sse import SseRoute
 from .transports.streaming import StreamParts
 from .transports.websocket import WebSocketRoute
+from .worker_metrics import WorkerMetrics
 
 # One path segment, as Quart's ``string`` converter takes it (the server decoded %XX).
 _TOPIC = r"/v1/topics/(?P<topic>[^/]+)"
@@ -54,9 +58,14 @@ class Herald:
     metrics: Metrics
 
 
-def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> Herald:
+def create_app(
+    settings: Settings | None = None,
+    kafka: Kafka | None = None,
+    worker: tuple[Path, int] | None = None,
+) -> Herald:
     """Herald for ``settings`` (default: from the environment) on ``kafka`` (default: aiokafka
-    clients for the configured cluster; kafka.memory.MemoryKafka in tests)."""
+    clients for the configured cluster; kafka.memory.MemoryKafka in tests); ``worker``: the
+    directory and index of a worker of ``serve --workers``, whose /metrics shows them all."""
     settings = settings or load_settings()
     kafka = kafka or AioKafka(settings)
     metrics = Metrics()
@@ -66,17 +75,20 @@ def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> 
     gate = Gate(settings, access, origins)
     broadcasters = Broadcasters(settings)
     metrics.broadcasters.set_function(lambda: len(broadcasters))
+    metrics.broadcasters_idle.set_function(broadcasters.idle_count)
     purger = Purger(settings, metrics)
-    feed = Feed(settings, kafka, policy, broadcasters, metrics, on_records=purger.changed)
-    history = History(settings, kafka)
+    streams = Streams(settings.max_connections_per_address, settings.max_connections)
+    lag = Lag(settings.lag_notice_s, settings.lag_unready_s, metrics, streams.tell_lag)
+    feed = Feed(settings, kafka, policy, broadcasters, metrics, on_records=purger.changed, lag=lag)
+    history = History(settings, kafka, metrics)
     reads = Reads(
         policy, access, broadcasters, feed, Resumer(history, settings.history_scan_records)
     )
-    publisher = Publisher(settings, policy, kafka)
+    publisher = Publisher(settings, policy, kafka, metrics)
     ingest = Ingest(settings, publisher, broadcasters, access, metrics)
-    streams = Streams(settings.max_connections_per_address, settings.max_connections)
     lifecycle = Lifecycle(settings, access, publisher, feed, history, purger, streams)
     answers = Answers(gate, settings, metrics)
+    workers = None if worker is None else WorkerMetrics(*worker, metrics.exposition)
     fast = fast_path.load(settings.direct_writes)
     streaming = StreamParts(settings, gate, reads, streams, answers, metrics, fast)
     routes = [
@@ -97,12 +109,19 @@ def create_app(settings: Settings | None = None, kafka: Kafka | None = None) -> 
         metrics,
         [
             snapshot_blueprint(settings, gate, reads),
-            health_blueprint(lifecycle, metrics),
+            health_blueprint(lifecycle, metrics, workers),
             demo.demo_blueprint(),
         ],
     )
     quart.before_serving(lifecycle.start)
     quart.after_serving(lifecycle.stop)
+    if workers is not None:
+        quart.before_serving(workers.start)
+        quart.after_serving(workers.stop)
     # Quart's own signature names the ASGI message types; it is an ASGI app all the same.
     fallback = cast(App, quart)
-    return Herald(Router(routes, fallback, origins, answers), lifecycle, quart, metrics)
+    access_log = (
+        AccessLog(lambda scope: gate.address(Request(scope))) if settings.access_log else None
+    )
+    router = Router(routes, fallback, origins, answers, access_log)
+    return Herald(router, lifecycle, quart, metrics)

@@ -283,5 +283,9 @@ class Broadcasters:
     def __len__(self) -> int:
         return len(self._by_topic)
 
+    def idle_count(self) -> int:
+        """Broadcasters that nobody subscribes to (read only to keep their ring)."""
+        return sum(1 for broadcaster in self._by_topic.values() if not broadcaster.subscriber_count)
+
     def __iter__(self) -> Iterator[Broadcaster]:
         return iter(self._by_topic.values())

@@ -5,9 +5,10 @@ from __future__ import annotations
 from .config import Settings
 
 # A page may read these from a cross-origin answer.
-_EXPOSED = "ETag, Link, Retry-After, Idempotent-Replayed, Content-Type"
+_EXPOSED = "ETag, Link, Retry-After, Idempotent-Replayed, Content-Type, X-Request-Id"
 _ALLOWED_HEADERS = (
-    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, If-None-Match, Cache-Control"
+    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, If-None-Match, Cache-Control,"
+    " X-Request-Id"
 )
 # The demo page loads only its own script and stylesheet and talks only to its origin.
 DEMO_CSP = (

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # A worker of `--workers N`: serve on the listening socket inherited as this descriptor.
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    # ... and answer the other workers' /metrics in this directory, as this worker number.
+    serve.add_argument("--metrics-dir", type=Path, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     check = commands.add_parser(
         "check-config", help="print the effective settings (secrets masked); non-zero on error"
     )
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.workers > 1 and args.listen_fd is None:
         return serve_workers(settings, args.workers, ["--bind", settings.bind])
-    serve_one(settings, args.listen_fd)
+    worker = None if args.metrics_dir is None else (args.metrics_dir, args.worker_index)
+    serve_one(settings, args.listen_fd, worker)
     return 0
 
 

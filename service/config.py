@@ -65,6 +65,11 @@ class Settings:
     ws_heartbeat_s: float = 25.0
     send_timeout_s: float = 10.0
     shutdown_grace_s: float = 5.0
+    # Clients are told (WebSocket op and SSE event "lag") once the oldest record this
+    # instance has not read waited this long (0: never); past lag_unready_s (0: never)
+    # /readyz says not ready, so a load balancer sends new clients elsewhere.
+    lag_notice_s: float = 5.0
+    lag_unready_s: float = 0.0
     # Access control (see README "Security").
     # Secrets never appear in a repr of the settings (a log line, a traceback's locals).
     jwt_secret: str = field(default="", repr=False)
@@ -116,6 +121,8 @@ class Settings:
     log_level: str = "INFO"
     # text: one line per record for people; json: one JSON object per line for a collector.
     log_format: str = "text"
+    # One line per answered request (herald.access, at INFO; see request_log.py).
+    access_log: bool = False
     # Kafka security (see README "Deployment"): applied to every Kafka client.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
@@ -283,7 +290,13 @@ def _check(settings: Settings) -> None:
     for name in positive:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")
-    for name in ("fan_out_interval_ms", "jwt_cache_size", "gc_threshold"):
+    for name in (
+        "fan_out_interval_ms",
+        "jwt_cache_size",
+        "gc_threshold",
+        "lag_notice_s",
+        "lag_unready_s",
+    ):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 0")
     # A fetch allowed to wait as long as a Kafka request may take would time out whenever a

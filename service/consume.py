@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from . import tasks
 from .broadcaster import Broadcasters
 from .config import Settings
 from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
+from .lag import Lag
 from .metrics import Metrics
 from .topics import TopicPolicy
 
@@ -25,6 +27,8 @@ _POLL_MS = 200
 _MAX_RECORDS = 5000
 _FAN_OUT_CHUNK = 64
 _RECONNECT_S = 1.0
+# How often the consumer's positions are compared with Kafka's end offsets (see lag.py).
+LAG_PROBE_S = 1.0
 
 
 class Feed:
@@ -38,12 +42,14 @@ class Feed:
         broadcasters: Broadcasters,
         metrics: Metrics,
         on_records: Callable[[str], None] | None = None,
+        lag: Lag | None = None,
     ) -> None:
         self._settings = settings
         self._kafka = kafka
         self._policy = policy
         self._broadcasters = broadcasters
         self._metrics = metrics
+        self.lag = lag or Lag(0.0, 0.0, metrics, lambda _behind_s: None)
         # Told each topic that received records (the CDN purger listens here).
         self._on_records = on_records
         self._assigned: set[TopicPartition] = set()
@@ -86,6 +92,7 @@ class Feed:
             except FAILURES as exc:
                 self._set_reachable(False)
                 self._metrics.kafka_connect_failures.inc()
+                self._metrics.kafka_errors.labels("consumer").inc()
                 self._failed(self._kafka.explain(exc))
             finally:
                 with contextlib.suppress(*FAILURES):
@@ -98,6 +105,7 @@ class Feed:
         # Topics are looked up in a task of their own: with thousands of topics in the
         # cluster a lookup takes a while, and deliveries must not pause for it.
         watcher = asyncio.create_task(self._watch_topics(admin), name="herald-topic-watch")
+        probe = asyncio.create_task(self._probe_lag(consumer), name="herald-lag-probe")
         try:
             while True:
                 if watcher.done():
@@ -117,6 +125,7 @@ class Feed:
                 self._check_positioned()
         finally:
             await tasks.stop(watcher)
+            await tasks.stop(probe)
 
     async def _deliver(self, tp: TopicPartition, records: list[Record]) -> None:
         broadcaster = self._broadcasters.get(tp.topic)
@@ -127,10 +136,32 @@ class Feed:
                 await asyncio.sleep(0)
             chunk = records[start : start + _FAN_OUT_CHUNK]
             taken = (broadcaster.take_record(record) for record in chunk)
-            broadcaster.offer([event for event in taken if event is not None])
+            events = [event for event in taken if event is not None]
+            if len(events) < len(chunk):
+                self._metrics.dropped.labels("duplicate").inc(len(chunk) - len(events))
+            broadcaster.offer(events)
         self._metrics.consumed.inc(len(records))
         if self._on_records is not None:
             self._on_records(tp.topic)
+
+    async def _probe_lag(self, consumer: Consumer) -> None:
+        """Every ``LAG_PROBE_S``, how far each assigned partition is behind Kafka's end."""
+        while True:
+            await asyncio.sleep(LAG_PROBE_S)
+            assigned = sorted(self._assigned)
+            if not assigned:
+                continue
+            try:
+                async with asyncio.timeout(self._settings.publish_timeout_s):
+                    ends = await consumer.end_offsets(assigned)
+                    # The consumer's position, not the broadcaster's: it also steps over
+                    # offsets that hold no record (transaction markers, compacted ones).
+                    heads = {tp: (await consumer.position(tp), ends[tp]) for tp in assigned}
+            except FAILURES as exc:
+                self._metrics.kafka_errors.labels("consumer").inc()
+                log.debug("consumer: lag probe failed: %r", exc)
+                continue
+            self.lag.observe(heads, time.monotonic())
 
     async def _watch_topics(self, admin: Admin) -> None:
         """Every ``topic_refresh_s``, the exposed partitions, for the loop to assign."""
@@ -140,6 +171,7 @@ class Feed:
                     counts = await admin.partition_counts()
             except FAILURES as exc:
                 self._set_reachable(False)
+                self._metrics.kafka_errors.labels("admin").inc()
                 log.warning("consumer: metadata refresh failed: %r", exc)
             else:
                 self._set_reachable(True)

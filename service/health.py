@@ -9,10 +9,13 @@ from quart import Blueprint, Response
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .validation import schema_text
+from .worker_metrics import WorkerMetrics
 
 
-def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
-    """/healthz, /readyz, /metrics and /openapi.yaml."""
+def health_blueprint(
+    lifecycle: Lifecycle, metrics: Metrics, workers: WorkerMetrics | None = None
+) -> Blueprint:
+    """/healthz, /readyz, /metrics (of every worker, given ``workers``) and /openapi.yaml."""
     blueprint = Blueprint("health", __name__)
     openapi_text = schema_text("openapi.yaml")
 
@@ -32,7 +35,8 @@ def health_blueprint(lifecycle: Lifecycle, metrics: Metrics) -> Blueprint:
 
     @blueprint.get("/metrics", endpoint="metrics")
     async def metrics_page() -> Response:
-        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+        text = metrics.exposition() if workers is None else await workers.exposition()
+        return Response(text, mimetype="text/plain; version=0.0.4")
 
     @blueprint.get("/openapi.yaml", endpoint="openapi")
     async def openapi() -> Response:

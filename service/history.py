@@ -12,6 +12,7 @@ from typing import TypeVar
 from .config import Settings
 from .errors import KafkaUnavailable, RateLimited, ServiceBusy
 from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ class History:
     """Owns one consumer and an admin client for look-ups; each catch-up read gets a consumer
     of its own (one that a finished read gave back, or a new one)."""
 
-    def __init__(self, settings: Settings, kafka: Kafka) -> None:
+    def __init__(self, settings: Settings, kafka: Kafka, metrics: Metrics | None = None) -> None:
         self._settings = settings
         self._kafka = kafka
+        self._metrics = metrics or Metrics()
         self._lookup: Consumer | None = None
         self._admin: Admin | None = None
         self._starting = asyncio.Lock()
@@ -110,6 +112,7 @@ class History:
             async with asyncio.timeout(self._settings.publish_timeout_s):
                 return await step
         except FAILURES as exc:
+            self._metrics.kafka_errors.labels("reader").inc()
             log.warning("history: Kafka read failed: %r", exc)
             raise KafkaUnavailable("cannot read this topic's history from Kafka") from None
 
@@ -139,15 +142,22 @@ class History:
                 retry_after=2,
             )
         self._by_owner[owner] = held + 1
+        metrics = self._metrics
         try:
             try:
+                metrics.catch_up_waiting.inc()
                 async with asyncio.timeout(settings.catchup_wait_s):
                     await self._readers.acquire()
             except TimeoutError:
                 raise ServiceBusy("every catch-up reader is busy", retry_after=2) from None
+            finally:
+                metrics.catch_up_waiting.dec()
+            metrics.catch_up_reads.inc()
+            metrics.catch_up_active.inc()
             try:
                 yield
             finally:
+                metrics.catch_up_active.dec()
                 self._readers.release()
         finally:
             left = self._by_owner.pop(owner) - 1

@@ -74,7 +74,11 @@ class Lifecycle:
         await self._feed.positioned.wait()
 
     def unready_reason(self) -> str | None:
-        """Why Kafka cannot be reached, while it cannot (for /readyz)."""
+        """Why Kafka cannot be reached, while it cannot, or how far behind it this instance
+        reads (for /readyz)."""
+        lag = self._feed.lag
+        if self._feed.problem is None and lag.unready:
+            return f"the consumer is {lag.behind_s:.0f}s behind Kafka (HERALD_LAG_UNREADY_S)"
         return self._feed.problem
 
     def readiness(self) -> dict[str, bool]:
@@ -84,6 +88,9 @@ class Lifecycle:
             "consumer": self._feed.positioned.is_set(),
             "serving": not self._streams.closing,
         }
+        if self._settings.lag_unready_s:
+            # Far behind Kafka: clients would get old news here; new ones go elsewhere.
+            checks["caught up"] = not self._feed.lag.unready
         jwks = self._access.verifier.jwks
         if jwks is not None:
             # Without its keys an instance would refuse every token: not ready for clients.

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from aiokafka.errors import LeaderNotAvailableError, NotLeaderForPartitionError
 
+from . import request_log
+
 
 class RepeatFilter(logging.Filter):
     """Lets one message template through per ``interval`` seconds, then says how many it held.
@@ -21,12 +23,18 @@ class RepeatFilter(logging.Filter):
     # must not grow the filter without bound.
     KEPT = 1000
 
-    def __init__(self, interval: float = 30.0) -> None:
+    def __init__(
+        self, interval: float = 30.0, exempt: frozenset[str] = request_log.EVERY_LINE
+    ) -> None:
         super().__init__()
         self._interval = interval
+        # Loggers whose every line counts (one per connection, one per request).
+        self._exempt = exempt
         self._last: dict[tuple[str, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name in self._exempt:
+            return True
         now = time.monotonic()
         key = (record.name, record.msg)
         if key not in self._last and len(self._last) >= self.KEPT:
@@ -69,13 +77,30 @@ def _stale_leadership(arg: object) -> bool:
     return isinstance(arg, (NotLeaderForPartitionError, LeaderNotAvailableError))
 
 
+class RequestIds(logging.Filter):
+    """Adds the id of the request being handled (request_log) to each record's ``fields``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_log.request_id()
+        if request_id is not None:
+            # A copy: the caller's dict may be shared by several records.
+            fields = getattr(record, "fields", None)
+            record.fields = (
+                {**fields, "request_id": request_id} if fields else {"request_id": request_id}
+            )
+        return True
+
+
 class EscapingFormatter(logging.Formatter):
     """Writes each message on one line: control characters a client could put into a logged
-    value (a path, a topic name) are escaped, so no one can forge a log line."""
+    value (a path, a topic name) are escaped, so no one can forge a log line. The request id,
+    if any, ends the line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escaped(record.message)
-        return super().formatMessage(record)
+        line = super().formatMessage(record)
+        request_id = getattr(record, "fields", {}).get("request_id")
+        return line if request_id is None else f"{line} request_id={request_id}"
 
 
 def escaped(text: str) -> str:
@@ -108,6 +133,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     logging.basicConfig(level=level.upper())
     retried = RetriedMetadataErrors()
     repeat = RepeatFilter()
+    request_ids = RequestIds()
     formatter: logging.Formatter
     if log_format == "json":
         formatter = JsonFormatter()
@@ -117,6 +143,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         handler.setFormatter(formatter)
         handler.addFilter(retried)
         handler.addFilter(repeat)
+        handler.addFilter(request_ids)
     # Hypercorn logs through its own handler as well as ours: keep one copy.
     logging.getLogger("hypercorn.error").propagate = False
     # httpx (the CDN purges) logs every request at INFO: failures are logged by the caller.

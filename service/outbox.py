@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 from .events import Event, EventRun, Scope
+from .metrics import Latency, Tally
 from .subscription import Subscription
 from .wire import Format, event_frame, event_ws_frame, own_event_frame, skipped_frame, ws_frame
 
@@ -45,20 +46,31 @@ class Outbox:
         "_holds",
         "_items",
         "_latest",
+        "_live_ts",
         "_pending_events",
         "_room",
         "_waiter",
         "capacity",
         "closed",
+        "delivered",
         "direct",
         "drained_at",
         "drained_events",
+        "drained_live_ts",
         "fmt",
+        "latency",
         "overflowed",
+        "superseded",
         "writing_since",
     )
 
-    def __init__(self, fmt: Format, capacity: int) -> None:
+    def __init__(
+        self,
+        fmt: Format,
+        capacity: int,
+        latency: Latency | None = None,
+        superseded: Tally | None = None,
+    ) -> None:
         self.fmt = fmt
         self.capacity = capacity
         self.overflowed = False
@@ -68,8 +80,10 @@ class Outbox:
         # connection), and a drain takes everything anyway.
         self._items: list[tuple[Subscription, Event, str | None] | _Latest | bytes | str] = []
         self._pending_events = 0
-        # How many of the frames the last drain returned were events (for metrics).
+        # How many of the frames the last drain returned were events (for metrics), and
+        # how many events went to the connection in all (for its close line in the log).
         self.drained_events = 0
+        self.delivered = 0
         # The writer's wait, when it waits: one future per wake-up, no timer (see Pulse).
         self._waiter: asyncio.Future[None] | None = None
         # A catch-up read waiting for room (see room_for_catch_up); None while none waits.
@@ -82,6 +96,13 @@ class Outbox:
         self._holds = 0
         # For mode=latest subscriptions: the event waiting per (subscription, key), if any.
         self._latest: dict[tuple[Subscription, str | None], _Latest] | None = None
+        # Where this connection's writes count their latency, and its superseded events.
+        self.latency = latency
+        self.superseded = superseded
+        # The Kafka timestamp of the oldest live (fanned-out) event waiting, 0 if none; the
+        # last drain's, until its write is done (see written).
+        self._live_ts = 0
+        self.drained_live_ts = 0
 
     def put_run(self, subscription: Subscription, run: EventRun) -> bool:
         """Hand over events from the fan-out: written at once when the connection is idle
@@ -99,7 +120,12 @@ class Outbox:
         ):
             subscription.cursor = run.cursor
             self.drained_at = _monotonic()
+            self.delivered += len(run.events)
+            if self.latency is not None:
+                self.latency.add(run.events[0].timestamp_ms, len(run.events))
             return True
+        if not self._live_ts:
+            self._live_ts = run.events[0].timestamp_ms
         put_event = self.put_event
         return all(put_event(subscription, event) for event in run.events)
 
@@ -134,6 +160,8 @@ class Outbox:
             skipped = waiting.skipped + 1
             waiting.event = None
             self._pending_events -= 1
+            if self.superseded is not None:
+                self.superseded.count += 1
         elif self._pending_events >= self.capacity:
             self._overflow()
             return
@@ -326,10 +354,19 @@ class Outbox:
         self._after_drain()
         return events  # type: ignore[return-value]
 
+    def written(self) -> None:
+        """The frames of the last drain reached the socket: their live events count their
+        latency (once per write, see metrics.Latency)."""
+        if self.drained_live_ts and self.latency is not None:
+            self.latency.add(self.drained_live_ts, self.drained_events)
+        self.drained_live_ts = 0
+
     def _after_drain(self) -> None:
+        self.drained_live_ts, self._live_ts = self._live_ts, 0
         self._latest = None
         self.drained_at = time.monotonic()
         self.drained_events = self._pending_events
+        self.delivered += self._pending_events
         self._pending_events = 0
         if self._room is not None:
             self._make_room()

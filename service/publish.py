@@ -13,6 +13,7 @@ from .errors import KafkaUnavailable, UnknownTopic
 from .events import EventIn
 from .idempotency import Tag
 from .kafka import FAILURES, Admin, Kafka, Producer
+from .metrics import Metrics
 from .records import to_record
 from .topics import TopicPolicy, unkeyed_partition
 
@@ -44,10 +45,13 @@ class Published:
 class Publisher:
     """Owns the producer and an admin client; creates exposed topics on first publish."""
 
-    def __init__(self, settings: Settings, policy: TopicPolicy, kafka: Kafka) -> None:
+    def __init__(
+        self, settings: Settings, policy: TopicPolicy, kafka: Kafka, metrics: Metrics | None = None
+    ) -> None:
         self._settings = settings
         self._policy = policy
         self._kafka = kafka
+        self._errors = (metrics or Metrics()).kafka_errors
         self._producer: Producer | None = None
         self._admin: Admin | None = None
         self._known_topics: set[str] = set()
@@ -86,6 +90,7 @@ class Publisher:
                     await producer.start()
                     await admin.start()
             except FAILURES as exc:
+                self._errors.labels("producer").inc()
                 await _quietly(producer.stop())
                 await _quietly(admin.close())
                 # The cause goes to the log (once per cause); a client is told nothing of
@@ -134,6 +139,7 @@ class Publisher:
                 # One event (the common POST) needs no gather and its wrapper future.
                 acked = [await pending[0]] if len(pending) == 1 else await asyncio.gather(*pending)
         except FAILURES as exc:
+            self._errors.labels("producer").inc()
             self._known_topics.discard(topic)
             log.warning("publish to %s: Kafka did not acknowledge: %r", topic, exc)
             raise KafkaUnavailable(
@@ -164,6 +170,7 @@ class Publisher:
                     # later, and a producer asking before then spins on "not found".
                     await _until_visible(admin, topic)
         except FAILURES as exc:
+            self._errors.labels("admin").inc()
             log.warning("cannot look up or create topic %s: %r", topic, exc)
             raise KafkaUnavailable(f"cannot look up topic {topic!r}") from None
         self._known_topics.add(topic)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from quart import Blueprint, Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import cache_policy
+from . import cache_policy, request_log
 from .browser_security import browser_headers, preflight
 from .config import Settings
 from .errors import HeraldError
@@ -50,8 +50,12 @@ def quart_app(
         # costs Headers.get an exception.)
         if not response.headers.getlist("Cache-Control"):
             response.headers["Cache-Control"] = cache_policy.NEVER
+        request_id = request_log.request_id()
+        if request_id is not None:
+            response.headers["X-Request-Id"] = request_id
         endpoint = request.endpoint
         metrics.answered(endpoint.rpartition(".")[2] if endpoint else None, response.status_code)
+        request_log.answered(response.status_code)
         return response
 
     app.register_error_handler(HeraldError, problem_response)

@@ -11,9 +11,11 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from . import request_log
 from .asgi import App, Receive, Scope, Send
 from .browser_security import Origins, preflight
 from .errors import MethodNotAllowed
+from .request_log import AccessLog
 from .transports.http import Answers, Request
 
 # A route's handler: the ASGI call, with the path's named parts as keyword arguments.
@@ -37,32 +39,51 @@ class Route:
 
 
 class Router:
-    """Sends each connection to its route, or to ``fallback`` (Quart) when no route has it."""
+    """Sends each connection to its route, or to ``fallback`` (Quart) when no route has it.
+
+    Each request gets its id here (request_log), and with an ``access_log`` its line.
+    """
 
     def __init__(
-        self, routes: list[Route], fallback: App, origins: Origins, answers: Answers
+        self,
+        routes: list[Route],
+        fallback: App,
+        origins: Origins,
+        answers: Answers,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._routes = routes
         self._fallback = fallback
         self._origins = origins
         self._answers = answers
+        self._access_log = access_log
 
     # Not a coroutine itself: it hands back the route's, so no frame of its own stays on the
-    # stack of every open connection (thousands of them, mostly idle).
+    # stack of every open connection (thousands of them, mostly idle), unless the access log
+    # must wait for the end.
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         kind = scope["type"]
-        if kind == "http" or kind == "websocket":
-            path = scope["path"]
-            for route in self._routes:
-                match = route.pattern.fullmatch(path)
-                if match is None:
-                    continue
-                method = "WEBSOCKET" if kind == "websocket" else scope["method"]
-                handler = route.methods.get(method)
-                if handler is not None:
-                    return handler(scope, receive, send, **match.groupdict())
-                if kind == "http":
-                    return self._other_method(scope, send, route)
+        if kind != "http" and kind != "websocket":
+            return self._fallback(scope, receive, send)
+        exchange = request_log.begin(scope)
+        handling = self._route(scope, receive, send)
+        if self._access_log is None:
+            return handling
+        return self._access_log.logged(scope, exchange, handling)
+
+    def _route(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        kind = scope["type"]
+        path = scope["path"]
+        for route in self._routes:
+            match = route.pattern.fullmatch(path)
+            if match is None:
+                continue
+            method = "WEBSOCKET" if kind == "websocket" else scope["method"]
+            handler = route.methods.get(method)
+            if handler is not None:
+                return handler(scope, receive, send, **match.groupdict())
+            if kind == "http":
+                return self._other_method(scope, send, route)
         return self._fallback(scope, receive, send)
 
     async def _other_method(self, scope: Scope, send: Send, route: Route) -> None:

@@ -10,11 +10,14 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import types
+from pathlib import Path
 from typing import cast
 
 import uvloop
@@ -58,14 +61,18 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
     return config
 
 
-def serve_one(settings: Settings, listen_fd: int | None = None) -> None:
-    """Run one Herald process on uvloop until SIGTERM/SIGINT."""
+def serve_one(
+    settings: Settings, listen_fd: int | None = None, worker: tuple[Path, int] | None = None
+) -> None:
+    """Run one Herald process on uvloop until SIGTERM/SIGINT (``worker``: see create_app)."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run(settings, listen_fd))
+        runner.run(run(settings, listen_fd, worker))
 
 
-async def run(settings: Settings, listen_fd: int | None = None) -> None:
-    herald = create_app(settings)
+async def run(
+    settings: Settings, listen_fd: int | None = None, worker: tuple[Path, int] | None = None
+) -> None:
+    herald = create_app(settings, worker=worker)
     tune_garbage_collector(settings.gc_threshold)
     stop = asyncio.Event()
 
@@ -128,10 +135,25 @@ def serve_workers(settings: Settings, count: int, argv: list[str]) -> int:
     """
     sock = listening_socket(settings.bind)
     fd = sock.fileno()
+    # Where the workers answer each other's /metrics (see worker_metrics.py).
+    metrics_dir = tempfile.mkdtemp(prefix="herald-metrics-")
     command = [sys.executable, "-m", "service", "serve", *argv, "--listen-fd", str(fd)]
-    workers = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(count)]
+    command += ["--metrics-dir", metrics_dir]
+    workers = [
+        subprocess.Popen([*command, "--worker-index", str(index)], pass_fds=(fd,))
+        for index in range(count)
+    ]
     sock.close()  # the workers hold it now
     log.info("Herald on %s: %d workers (pids %s)", settings.bind, count, [w.pid for w in workers])
+    try:
+        return _supervise(workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(workers: list[subprocess.Popen[bytes]]) -> int:
+    """Forward SIGTERM/SIGINT to ``workers``, wait for them all; stop all when one ends."""
+    count = len(workers)
     stopping = False
 
     def stop_all(signum: int) -> None:

@@ -289,3 +289,12 @@ def skipped_frame(fmt: Format, topic: str, key: str | None, count: int) -> bytes
     if fmt is Format.SSE:
         return sse_frame(event="skipped", data=dump_json(body))
     return encode_message({"op": "skipped", **body}, fmt)
+
+
+def lag_frame(fmt: Format, behind_s: float) -> bytes | str:
+    """Tells a client how far behind Kafka's head this instance reads (0.0: live again):
+    WebSocket op ``lag``, SSE ``event: lag``."""
+    body = {"behind_s": round(behind_s, 1), "live": not behind_s}
+    if fmt is Format.SSE:
+        return sse_frame(event="lag", data=dump_json(body))
+    return encode_message({"op": "lag", **body}, fmt)

@@ -13,7 +13,7 @@ import pytest
 from .processes import HeraldProcess
 from .secure_kafka import SecureKafkaBroker
 from .serving import StartServer
-from .tokens import ISSUED
+from .tokens import ISSUED, SECRET
 
 
 @pytest.fixture(scope="session")
@@ -117,11 +117,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_token_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the whole suite: no token any test issued appears in any process's log."""
+    """After the whole suite: no token any test issued, nor the secret that signed them,
+    appears in any process's log (text or JSON, access logs included)."""
     yield
+    secrets = {*ISSUED, SECRET}
     leaked = [
         str(path)
         for path in tmp_path_factory.getbasetemp().rglob("*.log")
-        if any(issued in path.read_text(errors="replace") for issued in ISSUED)
+        if any(secret in path.read_text(errors="replace") for secret in secrets)
     ]
     assert not leaked, f"tokens found in logs: {leaked}"

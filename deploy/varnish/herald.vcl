@@ -100,4 +100,8 @@ sub vcl_deliver {
     # Tags are for the cache, not for browsers.
     unset resp.http.Surrogate-Key;
     unset resp.http.Cache-Tag;
+    # A kept answer carries the request id of the request that fetched it: not this one's.
+    if (obj.hits > 0) {
+        unset resp.http.X-Request-Id;
+    }
 }

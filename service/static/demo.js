@@ -44,6 +44,14 @@ herald.on("state", ({ state, transport, retryIn }) => {
     retryIn === undefined ? "" : `, next try in ${(retryIn / 1000).toFixed(1)} s`
   }`);
 });
+// The server says when it reads Kafka late: silence then means "on the way", not "no news".
+herald.on("lag", ({ behind, live }) => {
+  const lag = $("connection-lag");
+  lag.dataset.live = String(live);
+  lag.textContent = live ? "live" : `catching up (${Math.round(behind)} s behind)`;
+  demo.lag = { behind, live };
+  log(live ? "the server caught up: live" : `the server reads Kafka ${Math.round(behind)} s late`);
+});
 herald.on("reset", ({ topic: resetTopic, key, cursor }) => {
   log(`reset: ${resetTopic}${key ? `/${key}` : ""} resumes at ${cursor} (older events expired)`);
 });

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from werkzeug.http import parse_cookie
 from werkzeug.sansio.utils import get_host
 
+from .. import request_log
 from ..asgi import Receive, Scope, Send
 from ..browser_security import browser_headers
 from ..cache_policy import NEVER
@@ -185,7 +186,8 @@ def too_large(limit: int) -> TooLarge:
 
 class Answers:
     """How Herald's ASGI routes answer: every answer carries the browser headers, a
-    Cache-Control (``no-store`` unless the route says otherwise) and is counted per route."""
+    Cache-Control (``no-store`` unless the route says otherwise) and the request id, and is
+    counted per route."""
 
     def __init__(self, gate: Gate, settings: Settings, metrics: Metrics) -> None:
         self._gate = gate
@@ -206,6 +208,9 @@ class Answers:
             request.headers.get("Origin"),
             self._gate.scheme(request),
         )
+        request_id = request_log.request_id()
+        if request_id is not None:
+            named.append(("X-Request-Id", request_id))
         return [(name.lower().encode(), value.encode("latin-1")) for name, value in named]
 
     async def send(
@@ -221,6 +226,7 @@ class Answers:
         """A whole answer."""
         raw = self.headers(request, headers, media_type)
         raw.append((b"content-length", str(len(body)).encode()))
+        request_log.answered(status)
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._metrics.answered(route, status)
@@ -242,3 +248,4 @@ class Answers:
     def counted(self, route: str, status: int) -> None:
         """Count an answer sent some other way (a stream's start)."""
         self._metrics.answered(route, status)
+        request_log.answered(status)

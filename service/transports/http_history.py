@@ -110,7 +110,7 @@ class HistoryRoute:
 
         Called with no await since ``empty`` was read, so the ring still covers its cursor.
         """
-        outbox = Outbox(Format.JSON, limit)
+        outbox = Outbox(Format.JSON, limit, self.parts.metrics.latency["poll"])
         subscription = broadcaster.subscribe(outbox, key, empty.next)
         left = asyncio.create_task(Body(receive).wait_for_disconnect())
         left.add_done_callback(lambda _task: outbox.close())
@@ -126,6 +126,7 @@ class HistoryRoute:
                     raise TokenExpired("the token expired: ask again with a fresh one")
                 return empty
             events = outbox.drain_events()[:limit]
+            outbox.written()  # (the page is answered next: its latency is that of the wait)
         finally:
             waiting.dec()
             broadcaster.unsubscribe(subscription)

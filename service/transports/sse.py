@@ -11,16 +11,18 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
-from .. import tasks
+from .. import request_log, tasks
 from ..asgi import Receive, Scope, Send
 from ..auth import Principal, expiry_timer
 from ..errors import HeraldError
 from ..outbox import Outbox
 from ..pulse import Pulse
 from ..reads import Opened
+from ..request_log import ConnectionLog
 from ..subscription import Subscription
-from ..wire import Format, dump_json, run_sse_chunks, sse_frame
+from ..wire import Format, dump_json, lag_frame, run_sse_chunks, sse_frame
 from .catch_up import cancel, start_catch_up
 from .http import Body, Request
 from .params import key_param, mode_param
@@ -44,7 +46,12 @@ class SseRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, topic: str) -> None:
         parts = self.parts
         request = Request(scope)
-        outbox = Outbox(Format.SSE, parts.settings.subscriber_queue_size)
+        outbox = Outbox(
+            Format.SSE,
+            parts.settings.subscriber_queue_size,
+            parts.metrics.latency["sse"],
+            parts.metrics.superseded,
+        )
         address = parts.gate.address(request)
         acquired = False
         try:
@@ -62,7 +69,7 @@ class SseRoute:
             await parts.answers.problem(send, request, ROUTE, exc)
             return
         try:
-            await self._stream(request, receive, send, outbox, opened, principal)
+            await self._stream(request, receive, send, outbox, opened, principal, address)
         finally:
             parts.reads.close(opened.subscription)
             parts.streams.release(address)
@@ -75,6 +82,7 @@ class SseRoute:
         outbox: Outbox,
         opened: Opened,
         principal: Principal | None,
+        address: str,
     ) -> None:
         parts = self.parts
         settings, metrics = parts.settings, parts.metrics
@@ -118,8 +126,9 @@ class SseRoute:
         parts.answers.counted(ROUTE, 200)
         watcher = asyncio.create_task(Body(receive).wait_for_disconnect())
         watcher.add_done_callback(on_left)
-        parts.streams.add(outbox)
+        parts.streams.add(outbox, partial(lag_frame, Format.SSE))
         metrics.connections.labels("sse").inc()
+        metrics.subscriptions.labels("sse").inc()
         deliveries = metrics.deliveries.labels("sse")
         catch_up = start_catch_up(opened, on_catch_up_error)
         pulse = Pulse(
@@ -128,6 +137,8 @@ class SseRoute:
         pulse.start()
         expiry = expiry_timer(principal, settings.jwt_leeway_s, on_expiry)
         monotonic = time.monotonic
+        lines = ConnectionLog("sse", address, 1)
+        reason = request_log.ERROR  # (a catch-up read that failed, or anything unforeseen)
         try:
             await _body(send, preamble)
             # The headers are out: from here an idle stream takes events from the fan-out.
@@ -139,9 +150,11 @@ class SseRoute:
                 if not (outbox.ready or left or expired):
                     await outbox.wait()
                 if left:
+                    reason = request_log.CLIENT_LEFT
                     return
                 if expired:
                     # Its token no longer holds: the client reconnects with a fresh one.
+                    reason = request_log.TOKEN_EXPIRED
                     await _body(send, _goodbye("token-expired", subscription))
                     break
                 frames = outbox.drain()
@@ -154,20 +167,29 @@ class SseRoute:
                     pulse.writing(monotonic())
                     await _body(send, b"".join(f for f in frames if isinstance(f, bytes)))
                     outbox.writing_since = 0.0
+                    outbox.written()
                 if cut or failed:
                     break  # EventSource reconnects by itself with Last-Event-ID
                 if outbox.overflowed:
                     metrics.lagging.inc()
+                    reason = request_log.LAGGING
                     await _body(send, _goodbye("lagging", subscription))
                     break
                 if outbox.closed:
+                    reason = request_log.SHUTDOWN
                     await _body(send, _goodbye("shutdown", subscription))
                     break
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not tasks.own_cancel(bool(cut)):
+                reason = request_log.SHUTDOWN
                 raise  # the server stops this stream: not ours to swallow
         finally:
+            if cut:
+                reason = request_log.STUCK
+            elif left and reason == request_log.ERROR:
+                reason = request_log.CLIENT_LEFT  # gone in the middle of a write
+            lines.closed(reason, 1, outbox.delivered)
             outbox.direct = None
             pulse.stop()
             if expiry is not None:
@@ -179,6 +201,7 @@ class SseRoute:
             await cancel(catch_up)
             parts.streams.discard(outbox)
             metrics.connections.labels("sse").dec()
+            metrics.subscriptions.labels("sse").dec()
 
 
 async def _body(send: Send, chunk: bytes) -> None:

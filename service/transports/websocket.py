@@ -14,9 +14,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from .. import tasks
+from .. import request_log, tasks
 from ..asgi import Receive, Scope, Send
 from ..auth import Principal, expiry_timer
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
@@ -26,6 +27,7 @@ from ..outbox import Outbox
 from ..problems import PROBLEM_JSON, problem_of
 from ..pulse import Pulse
 from ..reads import Opened
+from ..request_log import ConnectionLog
 from ..subscription import Subscription
 from ..wire import (
     Format,
@@ -33,6 +35,7 @@ from ..wire import (
     decode_message,
     encode_message,
     groups,
+    lag_frame,
     run_ws_batches,
     run_ws_frames,
     ws_frame,
@@ -73,6 +76,14 @@ SendFrame = Callable[[bytes | str], Awaitable[None]]
 WRITE_BYTES = 64 * 1024
 
 
+# Why Herald closed a connection, by the close code it sent (any other: request_log.POLICY).
+_CLOSE_REASONS = {
+    CLOSE_LAGGING: request_log.LAGGING,
+    CLOSE_TOKEN_EXPIRED: request_log.TOKEN_EXPIRED,
+    CLOSE_GOING_AWAY: request_log.SHUTDOWN,
+}
+
+
 class Disconnected(Exception):
     """The client is gone: there is nothing more to read."""
 
@@ -107,7 +118,11 @@ class WebSocketRoute:
             await self._refuse_problem(send, scope, request, exc)
             return
         try:
-            await send({"type": "websocket.accept", "subprotocol": subprotocol or None})
+            request_log.answered(101 if scope.get("http_version") == "1.1" else 200)
+            headers = request_log.id_header()
+            await send(
+                {"type": "websocket.accept", "subprotocol": subprotocol or None, "headers": headers}
+            )
             connection = Connection(self, request, receive, send, fmt, principal, address, batch)
             await connection.run()
         finally:
@@ -151,11 +166,13 @@ class Connection:
         "args",
         "batch",
         "catch_ups",
+        "close_code",
         "disconnected",
         "ended",
         "expired",
         "fmt",
         "ingest",
+        "lines",
         "message_rate",
         "ops",
         "outbox",
@@ -193,13 +210,18 @@ class Connection:
         settings = self.parts.settings
         # Inbound messages wait in the server's queue: a flood is cut off here.
         self.message_rate = TokenBucket(settings.ws_message_rate_per_s, settings.ws_message_burst)
-        self.outbox = Outbox(fmt, settings.subscriber_queue_size)
+        metrics = self.parts.metrics
+        self.outbox = Outbox(
+            fmt, settings.subscriber_queue_size, metrics.latency["ws"], metrics.superseded
+        )
         self.subscriptions: dict[tuple[str, str | None], Subscription] = {}
         self.catch_ups: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self.ended = False
         self.expired = False
         self.stuck = False
         self.disconnected = False
+        # The close code Herald sent, if it closed the connection (for its close line).
+        self.close_code: int | None = None
         # Ops waiting for the worker, and the worker while there are any (both made on
         # first use: most connections subscribe once and then only listen).
         self.ops: deque[Subscribe | Unsubscribe | Publish | Ping] | None = None
@@ -211,8 +233,9 @@ class Connection:
         """Write in this task until the connection ends; read in a task of its own."""
         parts = self.parts
         settings = parts.settings
-        parts.streams.add(self.outbox)
+        parts.streams.add(self.outbox, partial(lag_frame, self.fmt))
         parts.metrics.connections.labels("ws").inc()
+        self.lines = ConnectionLog("ws", self.address, 1 if self.args.get("topic") else 0)
         # Installed before the reader starts: its subscribes hold direct writes (holding).
         if parts.fast is not None:
             self.outbox.direct = parts.fast.ws_socket(
@@ -234,12 +257,20 @@ class Connection:
             self._stuck,
         )
         pulse.start()
+        cancelled = False
         try:
             await self._write()
         except asyncio.CancelledError:
             if not tasks.own_cancel(self.stuck):
+                cancelled = True
                 raise
         finally:
+            self.lines.closed(
+                self._close_reason(cancelled),
+                len(self.subscriptions),
+                self.outbox.delivered,
+                self.close_code,
+            )
             self.outbox.direct = None
             pulse.stop()
             if expiry is not None:
@@ -255,8 +286,21 @@ class Connection:
                 await cancel(task)
             for subscription in self.subscriptions.values():
                 parts.reads.close(subscription)
+            parts.metrics.subscriptions.labels("ws").dec(len(self.subscriptions))
             parts.streams.discard(self.outbox)
             parts.metrics.connections.labels("ws").dec()
+
+    def _close_reason(self, cancelled: bool) -> str:
+        """Why the connection ended, in request_log's words."""
+        if self.stuck:
+            return request_log.STUCK
+        if cancelled:
+            return request_log.SHUTDOWN  # the server cuts what is left when it stops
+        if self.close_code is not None:
+            return _CLOSE_REASONS.get(self.close_code, request_log.POLICY)
+        if self.disconnected:
+            return request_log.CLIENT_LEFT
+        return request_log.ERROR  # the reader failed
 
     def _stop_writing(self, _task: object) -> None:
         # The reader ended the connection (or the client left): the writer returns.
@@ -401,7 +445,8 @@ class Connection:
 
         def on_catch_up_error(exc: HeraldError) -> None:
             # The subscription stops; the client subscribes again from its last cursor.
-            self.subscriptions.pop((topic, key), None)
+            if self.subscriptions.pop((topic, key), None) is not None:
+                self.parts.metrics.subscriptions.labels("ws").dec()
             self.catch_ups.pop((topic, key), None)
             self._error(exc, None, topic=topic, key=key)
 
@@ -417,6 +462,7 @@ class Connection:
         )
         await self._drop((topic, key))
         self.subscriptions[(topic, key)] = opened.subscription
+        self.parts.metrics.subscriptions.labels("ws").inc()
         cursor = opened.reset_to or opened.subscription.cursor
         controls = [
             {
@@ -440,6 +486,7 @@ class Connection:
         subscription = self.subscriptions.pop(name, None)
         if subscription is not None:
             self.parts.reads.close(subscription)
+            self.parts.metrics.subscriptions.labels("ws").dec()
 
     async def _publish(self, op: Publish) -> None:
         ref = op.ref
@@ -499,6 +546,7 @@ class Connection:
             # A call per wake-up: no frame stays referenced while the writer waits.
             await self._flush(write, send)
             outbox.writing_since = 0.0
+            outbox.written()
             if outbox.drained_events:
                 deliveries.inc(outbox.drained_events)
             if outbox.overflowed:
@@ -554,6 +602,8 @@ class Connection:
 
     async def _close(self, code: int, reason: str) -> None:
         self.outbox.direct = None  # nothing may follow the close frame
+        if self.close_code is None:
+            self.close_code = code
         # A close reason is at most 123 bytes.
         text = reason.encode()[:120].decode(errors="ignore")
         await self.send({"type": "websocket.close", "code": code, "reason": text})

@@ -3,9 +3,12 @@ publish form, the keyed notifications view, and screenshots for people to look a
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import Browser, Page, expect
 
 from ..clients import publish
+from ..held_kafka import behind_kafka
 from ..processes import HeraldProcess
 from .conftest import SCREENSHOTS
 from .demo_page import DemoPage, texts
@@ -90,3 +93,25 @@ async def test_screenshots_desktop_and_phone(
         await expect(small.page.locator("#connection")).to_be_in_viewport()
     finally:
         await phone.close()
+
+
+async def test_the_page_says_when_its_server_reads_kafka_late_and_when_it_is_live(
+    page: Page, kafka_bootstrap: str, feed_topic: str, user: str
+) -> None:
+    async with behind_kafka(kafka_bootstrap) as (kafka, server):
+        demo = await DemoPage(page, server, feed_topic, user).open()  # type: ignore[arg-type]
+        await demo.wait_open("websocket")
+        lag = page.locator("#connection-lag")
+        await expect(lag).to_have_text("live")
+        await publish_texts(server, feed_topic, "first")
+        await demo.wait_feed(1)
+
+        kafka.reading.clear()
+        await kafka.held.wait()
+        await publish_texts(server, feed_topic, "late-1", "late-2")
+        await expect(lag).to_have_text(re.compile(r"catching up \(\d+ s behind\)"), timeout=20_000)
+        assert await page.evaluate("() => heraldDemo.client.behind") >= 1
+
+        kafka.reading.set()
+        assert texts(await demo.wait_feed(3)) == ["first", "late-1", "late-2"]
+        await expect(lag).to_have_text("live", timeout=20_000)

@@ -38,6 +38,10 @@ def origin_settings(**overrides: str) -> dict[str, str]:
         "snapshot_stale_while_revalidate_s": "30",
         # One proxy in front (nginx or Varnish): its X-Forwarded-* are believed.
         "trusted_proxies": "1",
+        # As the image logs, and every request too: tokens ride in these tests' URLs and
+        # headers, and the suite checks that none reaches a log.
+        "log_format": "json",
+        "access_log": "true",
         **overrides,
     }
 

@@ -54,6 +54,10 @@ async def test_a_snapshot_is_a_hit_until_max_age_then_revalidated_with_a_304(
         assert all(hit.headers["x-cache"] == "HIT" for hit in hits)
         assert all(hit.json() == first.json() for hit in hits)
         assert "surrogate-key" not in first.headers  # for the cache, not for browsers
+        # The origin's request id is that of the request that fetched the answer: a hit,
+        # answering another request, carries none.
+        assert len(first.headers["x-request-id"]) == 16
+        assert all("x-request-id" not in hit.headers for hit in hits)
 
         async def revalidated_by_the_origin() -> bool:
             # Past max-age (1 s) the cache asks with If-None-Match, and keeps serving.

@@ -9,6 +9,7 @@ import pytest
 
 from service import __version__
 from service.config import RETIRED, variables
+from service.request_log import REASONS
 
 from .image_steps import ROOT
 
@@ -20,6 +21,12 @@ def test_every_setting_is_documented_in_configuration() -> None:
     text = CONFIGURATION.read_text()
     missing = [name for name in variables() if f"`{name}`" not in text]
     assert not missing, f"docs/configuration.md does not name {missing}"
+
+
+def test_every_reason_a_connection_closes_for_is_documented_in_operations() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    missing = [reason for reason in REASONS if f"| `{reason}` |" not in text]
+    assert not missing, f"docs/operations.md does not explain {missing}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -27,6 +28,8 @@ from service import __version__
 from ..clients import publish, sse
 from ..processes import HeraldProcess, serving
 from ..secure_kafka import SCRAM_MECHANISM, SecureKafkaBroker
+from ..tokens import token
+from ..waiting import eventually
 from .image_steps import ROOT, InstallStep, install_step
 
 SECRET = "wheel-test-secret-0123456789abcdef"
@@ -127,7 +130,8 @@ async def herald(
     installed: Installed, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[InstalledHerald]:
     log_path = tmp_path_factory.mktemp("installed") / "herald.log"
-    async with serving(InstalledHerald(installed, log_path, topics="it-.*")) as server:
+    served = InstalledHerald(installed, log_path, topics="it-.*", access_log="true")
+    async with serving(served) as server:
         yield server
 
 
@@ -162,13 +166,27 @@ async def test_the_installed_herald_serves_over_sasl_ssl(herald: InstalledHerald
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
 
 
-async def test_its_log_is_json_lines_without_the_password(
+async def test_its_log_is_json_lines_without_the_password_or_a_token(
     herald: InstalledHerald, installed: Installed, secure_kafka: SecureKafkaBroker
 ) -> None:
-    lines = herald.log_path.read_text().splitlines()
-    records = [json.loads(line) for line in lines]  # the image sets HERALD_LOG_FORMAT=json
-    assert any("Herald on http://" in record["message"] for record in records)
-    assert secure_kafka.password not in herald.log_path.read_text()
+    reader = token("alice", subscribe=["it-.*"])
+    async with httpx.AsyncClient(base_url=herald.base_url) as client:
+        await client.get(
+            f"/v1/topics/it-wheel/snapshot?access_token={reader}",
+            headers={"Authorization": f"Bearer {reader}", "X-Request-Id": "wheel-1"},
+        )
+
+    def records() -> list[dict[str, Any]]:
+        lines = herald.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines]  # the image sets HERALD_LOG_FORMAT=json
+
+    await eventually(lambda: any(r.get("request_id") == "wheel-1" for r in records()))
+    assert any("Herald on http://" in record["message"] for record in records())
+    [access] = [r for r in records() if r.get("request_id") == "wheel-1"]
+    assert access["path"] == "/v1/topics/it-wheel/snapshot?access_token=***"
+    log = herald.log_path.read_text()
+    for secret in (secure_kafka.password, reader, "Bearer"):
+        assert secret not in log
 
 
 def test_check_config_masks_secrets_and_reaches_kafka(

@@ -1,4 +1,5 @@
-"""``herald serve --workers 2``: two processes on one socket, both serving and delivering."""
+"""``herald serve --workers 2``: two processes on one socket, both serving and delivering, and
+one /metrics for both."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..clients import publish, ws_recv_op, ws_send
 from ..processes import HeraldProcess, serving
+from ..scrape import scrape
 
 MAX_CONNECTIONS = 200
 
@@ -90,6 +92,17 @@ async def test_two_workers_both_serve_and_deliver_and_stop_cleanly(
         for ws in everyone:
             got = [(await ws_recv_op(ws, "event"))["data"]["n"] for _ in range(5)]
             assert got == list(range(5))
+
+        # Whichever worker answers /metrics shows both workers' figures.
+        for _ in range(4):
+            metrics = await scrape(workers.base_url)
+            assert metrics.label_values("herald_connections", "worker") == {"0", "1"}
+            assert metrics.total("herald_connections", transport="ws") == len(everyone)
+            assert metrics.total("herald_subscriptions", transport="ws") == len(everyone)
+            assert metrics.total("herald_deliveries_total", transport="ws") == 5 * len(everyone)
+            assert metrics.total(
+                "herald_delivery_latency_seconds_count", transport="ws"
+            ) == 5 * len(everyone)
 
         # SIGTERM to the parent reaches every worker: each client is told to reconnect.
         workers.process.send_signal(signal.SIGTERM)

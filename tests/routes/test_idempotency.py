@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from service.idempotency import HEADER, tags_for
 
 from ..clients import publish, sse, ws_recv_op, ws_send
+from ..scrape import scrape
 from ..serving import InProcess, StartServer
 
 
@@ -83,6 +84,8 @@ async def test_a_duplicate_copy_in_kafka_is_delivered_once(
     """Two records with one idempotency tag (a retry that raced the first write)."""
     [tag] = tags_for(str(uuid.uuid4()), [("message", "k", "copy")])
     log = small_ring.memory.log
+    before = await scrape(small_ring.base_url)
+    dropped = before.total("herald_events_dropped_total", reason="duplicate")
     async with sse(small_ring.base_url, f"/v1/topics/{topic}/stream?key=k") as stream:
         [created] = await publish(small_ring.base_url, topic, {"data": "before", "key": "k"})
         await stream.next_event()
@@ -91,6 +94,8 @@ async def test_a_duplicate_copy_in_kafka_is_delivered_once(
         await publish(small_ring.base_url, topic, {"data": "after", "key": "k"})
         live = [(await stream.next_event()).json()["data"] for _ in range(2)]
     assert live == ["copy", "after"]
+    metrics = await scrape(small_ring.base_url)
+    assert metrics.total("herald_events_dropped_total", reason="duplicate") == dropped + 1
     # A resume from before both copies reads Kafka (the ring holds 2): still one copy.
     path = f"/v1/topics/{topic}/stream?key=k&since={created['id']}"
     async with sse(small_ring.base_url, path) as stream:

@@ -326,7 +326,8 @@ async def test_topics_created_an_hour_are_capped_per_subject(
 async def test_an_sse_stream_ends_with_token_expired_when_its_token_does(
     strict: InProcess,
 ) -> None:
-    short = token("alice", subscribe=["*"], ttl=1)
+    # Two seconds: exp is whole seconds, so a one-second token may be expired on arrival.
+    short = token("alice", subscribe=["*"], ttl=2)
     path = f"/v1/topics/inbox-{uuid.uuid4().hex[:6]}/stream?access_token={short}"
     async with sse(strict.base_url, path) as stream:
         ending = await stream.next_event()
@@ -337,7 +338,7 @@ async def test_an_sse_stream_ends_with_token_expired_when_its_token_does(
 
 
 async def test_a_held_long_poll_ends_when_its_token_does(strict: InProcess) -> None:
-    short = token("alice", subscribe=["*"], ttl=1)
+    short = token("alice", subscribe=["*"], ttl=2)
     path = f"/v1/topics/inbox-{uuid.uuid4().hex[:6]}/events"
     answer = await request(strict, "GET", path, params={"wait": "30"}, headers=bearer(short))
     assert answer.status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 
@@ -12,7 +13,14 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
 )
 
-from service.logs import EscapingFormatter, JsonFormatter, RepeatFilter, RetriedMetadataErrors
+from service import request_log
+from service.logs import (
+    EscapingFormatter,
+    JsonFormatter,
+    RepeatFilter,
+    RequestIds,
+    RetriedMetadataErrors,
+)
 
 
 def _record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
@@ -92,3 +100,55 @@ def test_a_json_log_is_one_object_per_line_with_the_message_escaped() -> None:
     assert entry["message"] == "a\nb c"
     assert (entry["level"], entry["logger"]) == ("WARNING", "service.x")
     assert entry["time"].endswith("Z")
+
+
+def test_every_access_and_connection_line_passes_the_repeat_filter() -> None:
+    repeat = RepeatFilter(interval=3600.0)
+    for name in ("herald.access", "herald.connection"):
+        for n in range(3):
+            assert repeat.filter(_record(name, logging.INFO, "%s opened", n))
+
+
+def _in_request(request_id: bytes, record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` through RequestIds while the request with ``request_id`` is handled."""
+
+    def handle() -> None:
+        request_log.begin({"headers": [(b"x-request-id", request_id)]})
+        assert RequestIds().filter(record)
+
+    contextvars.copy_context().run(handle)
+    return record
+
+
+def test_a_line_logged_while_a_request_is_handled_carries_its_id() -> None:
+    shared = {"transport": "sse"}
+    record = _record("service.x", logging.INFO, "opened")
+    record.fields = shared
+    _in_request(b"req-1", record)
+    assert record.fields == {"transport": "sse", "request_id": "req-1"}
+    assert shared == {"transport": "sse"}  # the caller's dict is not changed
+    plain = _in_request(b"req-2", _record("service.x", logging.INFO, "no fields"))
+    assert plain.fields == {"request_id": "req-2"}
+
+
+def test_a_line_logged_outside_of_a_request_has_no_id() -> None:
+    record = _record("service.x", logging.INFO, "fan-out")
+    assert RequestIds().filter(record)
+    assert not hasattr(record, "fields")
+
+
+def test_the_request_id_ends_a_text_line_and_is_a_field_of_a_json_line() -> None:
+    record = _in_request(b"req-3", _record("herald.access", logging.INFO, "GET %s", "/x"))
+    text = EscapingFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert text == "INFO herald.access: GET /x request_id=req-3"
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["message"], entry["request_id"]) == ("GET /x", "req-3")
+    plain = EscapingFormatter("%(message)s").format(_record("x", logging.INFO, "no id"))
+    assert plain == "no id"
+
+
+def test_structured_fields_are_json_fields() -> None:
+    record = _record("herald.connection", logging.INFO, "closed")
+    record.fields = {"reason": "lagging", "topics": 2, "duration_s": 1.5}
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["reason"], entry["topics"], entry["duration_s"]) == ("lagging", 2, 1.5)

@@ -8,6 +8,7 @@ import time
 
 from service.cursor import Cursor
 from service.events import Event, EventIn, EventRun, Scope
+from service.metrics import LATENCY_BOUNDS, Latency, Tally
 from service.outbox import Outbox
 from service.records import event_from_record, to_record
 from service.subscription import Subscription
@@ -467,3 +468,41 @@ def test_a_latest_catch_up_is_conflated_as_it_is_queued() -> None:
     sub = latest_subscription(outbox)
     assert outbox.put_catch_up(sub, [make_event(n, "k") for n in range(50)]) == 50
     assert data_of(outbox.drain())[-1] == {"n": 49}
+
+
+def fresh_event(offset: int, age_s: float, key: str | None = None) -> Event:
+    """An event published ``age_s`` ago (its record's timestamp)."""
+    record_key, value, headers = to_record(EventIn(data={"n": offset}, key=key))
+    timestamp_ms = int((time.time() - age_s) * 1000)
+    cursor = Cursor.of({0: offset + 1})
+    return event_from_record(TOPIC, 0, offset, timestamp_ms, record_key, value, headers, cursor)
+
+
+def test_live_deliveries_count_their_latency_when_written_replays_do_not() -> None:
+    latency = Latency()
+    box, socket = direct_outbox()
+    box.latency = latency
+    sub = subscribe(box)
+    # Written at once: counted at once, one delivery per event.
+    assert box.put_run(sub, EventRun([fresh_event(0, 0.2), fresh_event(1, 0.1)], Scope.TOPIC))
+    assert sum(latency.buckets) == 2
+    socket.busy = True
+    assert box.put_event(sub, fresh_event(2, 300))  # a replay (from the ring): not live
+    assert box.put_run(sub, EventRun([fresh_event(3, 2.0)], Scope.TOPIC))
+    box.drain()
+    assert sum(latency.buckets) == 2  # not before the write is done
+    box.written()
+    # The write's two deliveries count with the age of its oldest live event (2 s).
+    assert sum(latency.buckets) == 4
+    assert latency.buckets[LATENCY_BOUNDS.index(2.5)] == 2
+    box.written()
+    assert sum(latency.buckets) == 4  # a write counts once
+
+
+def test_events_a_newer_one_replaced_are_counted_as_superseded() -> None:
+    superseded = Tally()
+    box = Outbox(Format.JSON, 10, superseded=superseded)
+    sub = Subscription(TOPIC, None, box, cursor=Cursor().encode(TOPIC), latest=True)
+    for offset in range(4):
+        assert box.put_event(sub, fresh_event(offset, 0.0, key="k"))
+    assert superseded.count == 3

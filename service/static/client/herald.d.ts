@@ -114,6 +114,14 @@ export interface StateDetail {
   transport: Transport | null;
   /** Set while waiting to reconnect: ms until the next try. */
   retryIn?: number;
+  /** Seconds the server reads Kafka behind its head (0: live). See `Herald.behind`. */
+  behind: number;
+}
+
+export interface LagDetail {
+  /** Seconds behind Kafka's head the server reads: events arrive this late. 0: live. */
+  behind: number;
+  live: boolean;
 }
 
 export interface ResetDetail {
@@ -143,6 +151,7 @@ export interface HeraldEventMap {
   state: StateDetail;
   reset: ResetDetail;
   skipped: SkippedDetail;
+  lag: LagDetail;
   error: ErrorDetail;
 }
 
@@ -187,10 +196,16 @@ export class Herald extends EventTarget {
   readonly baseUrl: string;
   readonly state: ConnectionState;
   readonly transport: Transport | null;
+  /**
+   * Seconds the server said it reads Kafka behind its head (0: live). While above 0,
+   * silence is not "no news": events are on their way, late. Sent past the server's
+   * HERALD_LAG_NOTICE_S; back to 0 once it caught up (or on a new connection).
+   */
+  readonly behind: number;
 
   constructor(baseUrl?: string | URL, options?: ConnectOptions);
 
-  /** Listen to "state", "reset", "skipped" or "error"; returns a function that stops listening. */
+  /** Listen to "state", "reset", "skipped", "lag" or "error"; returns a function that stops listening. */
   on<K extends keyof HeraldEventMap>(
     name: K,
     listener: (detail: HeraldEventMap[K]) => void,

@@ -26,7 +26,15 @@ const PERMANENT = new Set([
 ]);
 // SSE control events carry {topic, key, cursor}; an application event of the same type
 // carries a whole event, which always has a time.
-const SSE_CONTROL = new Set(["reset", "lagging", "shutdown", "token-expired", "skipped", "error"]);
+const SSE_CONTROL = new Set([
+  "reset",
+  "lagging",
+  "shutdown",
+  "token-expired",
+  "skipped",
+  "lag",
+  "error",
+]);
 const SEEN_IDS = 1000;
 
 const DEFAULTS = {
@@ -68,8 +76,9 @@ export function connect(baseUrl, options = {}) {
 /**
  * One connection to Herald carrying any number of subscriptions.
  *
- * Dispatches "state" ({state, transport, retryIn}), "reset" ({subscription, cursor}),
- * "skipped" ({subscription, key, count}: a mode "latest" subscription left events out) and
+ * Dispatches "state" ({state, transport, retryIn, behind}), "reset" ({subscription, cursor}),
+ * "skipped" ({subscription, key, count}: a mode "latest" subscription left events out),
+ * "lag" ({behind, live}: the server reads Kafka `behind` seconds late, or is live again) and
  * "error" ({error, subscription}) events; `on(name, listener)` is a shorthand.
  */
 export class Herald extends EventTarget {
@@ -93,6 +102,8 @@ export class Herald extends EventTarget {
     }
     this.state = "idle";
     this.transport = null;
+    // Seconds the server said it reads Kafka behind its head (0: live, events are news).
+    this.behind = 0;
     globalThis.addEventListener?.("online", this.#onOnline);
     this.#supervise();
   }
@@ -329,7 +340,8 @@ export class Herald extends EventTarget {
     if (this.state === state && this.transport === transport && retryIn === undefined) return;
     this.state = state;
     this.transport = transport;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, transport, retryIn } }));
+    const detail = { state, transport, retryIn, behind: this.behind };
+    this.dispatchEvent(new CustomEvent("state", { detail }));
   }
 
   #emitError(error, subscription = null) {
@@ -353,7 +365,17 @@ export class Herald extends EventTarget {
   opened(session) {
     if (this.#session !== session) return;
     this.#everOpened = true;
+    this.behind = 0; // a server that lags says so as soon as the session opens
     this.#setState("open", session.transport);
+  }
+
+  /** The server reads Kafka `behind` seconds late (0: it caught up). */
+  lagged(session, behind) {
+    if (!this.current(session) || behind === this.behind) return;
+    this.behind = behind;
+    const { state, transport } = this;
+    this.dispatchEvent(new CustomEvent("lag", { detail: { behind, live: behind === 0 } }));
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, transport, behind } }));
   }
 
   /** Whether messages of `session` still count: a replaced session's stragglers do not. */
@@ -670,6 +692,9 @@ class Socket {
       case "skipped":
         if (subscription) session.skipped(subscription, message.key, message.count);
         break;
+      case "lag":
+        session.client.lagged(session, message.behind_s);
+        break;
       case "error": {
         const error = new HeraldError(message.code, message.message);
         if (subscription && message.topic) session.failed(subscription, error);
@@ -765,6 +790,7 @@ class SseSession extends Session {
     if (SSE_CONTROL.has(event) && !(body instanceof Object && "time" in body)) {
       if (event === "reset") this.reset(subscription, body.cursor);
       else if (event === "skipped") this.skipped(subscription, body.key, body.count);
+      else if (event === "lag") this.client.lagged(this, body.behind_s);
       else if (event === "error") this.failed(subscription, problemError(body, 0));
       // lagging, shutdown, token-expired: the stream ends next; the reconnect resumes from
       // the cursor (with a fresh token from options.token when it is a function).
