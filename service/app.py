@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -33,6 +35,7 @@ from .resume import Resumer
 from .router import Route, Router
 from .streams import Streams
 from .topics import TopicPolicy
+from .tracing import Tracing, from_environment
 from .transports import fast_path
 from .transports.http import Answers, Request
 from .transports.http_history import HistoryRoute
@@ -62,30 +65,42 @@ def create_app(
     settings: Settings | None = None,
     kafka: Kafka | None = None,
     worker: tuple[Path, int] | None = None,
+    tracing: Tracing | None = None,
 ) -> Herald:
     """Herald for ``settings`` (default: from the environment) on ``kafka`` (default: aiokafka
     clients for the configured cluster; kafka.memory.MemoryKafka in tests); ``worker``: the
     directory and index of a worker of ``serve --workers``, whose /metrics shows them all."""
     settings = settings or load_settings()
     kafka = kafka or AioKafka(settings)
+    # Tracing: as the OTEL_* variables say (tests hand in their own provider).
+    tracing = tracing or from_environment()
     metrics = Metrics()
     policy = TopicPolicy(settings)
     origins = Origins(settings)
     access = Access(settings, TokenVerifier(settings))
     gate = Gate(settings, access, origins)
-    broadcasters = Broadcasters(settings)
+    broadcasters = Broadcasters(settings, tracing)
     metrics.broadcasters.set_function(lambda: len(broadcasters))
     metrics.broadcasters_idle.set_function(broadcasters.idle_count)
     purger = Purger(settings, metrics)
     streams = Streams(settings.max_connections_per_address, settings.max_connections)
     lag = Lag(settings.lag_notice_s, settings.lag_unready_s, metrics, streams.tell_lag)
-    feed = Feed(settings, kafka, policy, broadcasters, metrics, on_records=purger.changed, lag=lag)
+    feed = Feed(
+        settings,
+        kafka,
+        policy,
+        broadcasters,
+        metrics,
+        on_records=purger.changed,
+        lag=lag,
+        tracing=tracing,
+    )
     history = History(settings, kafka, metrics)
     reads = Reads(
         policy, access, broadcasters, feed, Resumer(history, settings.history_scan_records)
     )
     publisher = Publisher(settings, policy, kafka, metrics)
-    ingest = Ingest(settings, publisher, broadcasters, access, metrics)
+    ingest = Ingest(settings, publisher, broadcasters, access, metrics, tracing)
     lifecycle = Lifecycle(settings, access, publisher, feed, history, purger, streams)
     answers = Answers(gate, settings, metrics)
     workers = None if worker is None else WorkerMetrics(*worker, metrics.exposition)
@@ -115,6 +130,7 @@ def create_app(
     )
     quart.before_serving(lifecycle.start)
     quart.after_serving(lifecycle.stop)
+    quart.after_serving(_shut(tracing))
     if workers is not None:
         quart.before_serving(workers.start)
         quart.after_serving(workers.stop)
@@ -125,3 +141,11 @@ def create_app(
     )
     router = Router(routes, fallback, origins, answers, access_log)
     return Herald(router, lifecycle, quart, metrics)
+
+
+def _shut(tracing: Tracing) -> Callable[[], Awaitable[None]]:
+    async def shutdown() -> None:
+        # The exporter's last send blocks: not on the event loop.
+        await asyncio.to_thread(tracing.shutdown)
+
+    return shutdown

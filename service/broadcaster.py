@@ -16,6 +16,7 @@ from .outbox import Outbox
 from .records import event_of
 from .subscription import Subscription
 from .topics import partition_for_key
+from .tracing import Tracing
 
 
 class Broadcaster:
@@ -31,8 +32,11 @@ class Broadcaster:
         ring_size: int,
         idempotency: IdempotencyIndex | None = None,
         fan_out_interval_s: float = 0.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self.topic = topic
+        # None unless tracing is on: then each traced event's fan-out is a span.
+        self._tracing = tracing if tracing is not None and tracing.on else None
         self.fan_out_interval_s = fan_out_interval_s
         # Events taken but not fanned out yet (see offer), and when the last fan-out ran.
         self._pending: list[Event] = []
@@ -107,6 +111,13 @@ class Broadcaster:
         gets all of its events of the call together, in one write when it is idle."""
         if not events:
             return
+        if self._tracing is not None:
+            with self._tracing.fan_out(self.topic, events, self.subscriber_count):
+                self._fan_out(events)
+        else:
+            self._fan_out(events)
+
+    def _fan_out(self, events: list[Event]) -> None:
         if self._all:
             self._deliver(self._all, EventRun(events, Scope.TOPIC))
         if self._by_key:
@@ -254,8 +265,9 @@ class Broadcasters:
     """The broadcaster of every topic this instance reads, and of topics Kafka does not have
     yet only while someone waits on them (``release``)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self._settings = settings
+        self._tracing = tracing
         self._by_topic: dict[str, Broadcaster] = {}
 
     def get(self, topic: str) -> Broadcaster:
@@ -264,7 +276,7 @@ class Broadcasters:
             settings = self._settings
             index = IdempotencyIndex(settings.idempotency_window_s, settings.idempotency_max_keys)
             broadcaster = self._by_topic[topic] = Broadcaster(
-                topic, settings.ring_size, index, settings.fan_out_interval_ms / 1000
+                topic, settings.ring_size, index, settings.fan_out_interval_ms / 1000, self._tracing
             )
         return broadcaster
 

@@ -66,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     # Imported here: the other commands need neither the server nor its event loop.
     from .server import serve_one, serve_workers
+    from .tracing import from_environment
 
+    try:
+        tracing = from_environment()
+    except ConfigError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
     if args.workers > 1 and args.listen_fd is None:
+        tracing.shutdown()  # each worker traces for itself
         return serve_workers(settings, args.workers, ["--bind", settings.bind])
     worker = None if args.metrics_dir is None else (args.metrics_dir, args.worker_index)
-    serve_one(settings, args.listen_fd, worker)
+    serve_one(settings, args.listen_fd, worker, tracing)
     return 0
 
 

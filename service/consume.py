@@ -20,6 +20,7 @@ from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
 from .lag import Lag
 from .metrics import Metrics
 from .topics import TopicPolicy
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Feed:
         metrics: Metrics,
         on_records: Callable[[str], None] | None = None,
         lag: Lag | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
         self._kafka = kafka
@@ -50,6 +52,7 @@ class Feed:
         self._broadcasters = broadcasters
         self._metrics = metrics
         self.lag = lag or Lag(0.0, 0.0, metrics, lambda _behind_s: None)
+        self._tracing = tracing or Tracing()
         # Told each topic that received records (the CDN purger listens here).
         self._on_records = on_records
         self._assigned: set[TopicPartition] = set()
@@ -129,6 +132,8 @@ class Feed:
 
     async def _deliver(self, tp: TopicPartition, records: list[Record]) -> None:
         broadcaster = self._broadcasters.get(tp.topic)
+        if self._tracing.on:
+            self._tracing.consumed(tp.topic, records)
         for start in range(0, len(records), _FAN_OUT_CHUNK):
             if start:
                 # Let writers drain between chunks: a burst of records must not overflow the

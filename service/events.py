@@ -66,6 +66,8 @@ class Event:
     _topic_id: str | None = None
     _partition_id: str | None = None
     encoded: dict[tuple[str, Any, Scope], bytes | str] | None = None
+    # The W3C traceparent its record carries, if any (see tracing.py).
+    trace: bytes | None = None
 
     @property
     def data(self) -> Any:

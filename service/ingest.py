@@ -17,6 +17,7 @@ from .idempotency import Batch, tags_for
 from .limits import RateLimiter
 from .metrics import Metrics
 from .publish import Published, Publisher
+from .tracing import Tracing
 from .validation import EventValidator
 
 
@@ -31,8 +32,10 @@ class Ingest:
         broadcasters: Broadcasters,
         access: Access,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self._publisher = publisher
+        self._tracing = tracing or Tracing()
         self._broadcasters = broadcasters
         self._access = access
         self._metrics = metrics
@@ -71,10 +74,13 @@ class Ingest:
         publisher: Principal | None,
         address: str,
         idempotency_key: str | None = None,
+        transport: str = "http",
+        traceparent: str | None = None,
     ) -> tuple[list[Published], bool]:
         """Kafka's positions for ``events``, and whether they were written before (a replay).
 
-        A topic that does not exist yet is created if the publisher may create it.
+        A topic that does not exist yet is created if the publisher may create it. The
+        publish is traced (continuing ``traceparent``) when tracing is on.
         """
 
         def may_create() -> None:
@@ -82,9 +88,14 @@ class Ingest:
 
         scope = publisher.subject if publisher is not None else f"address {address}"
         try:
-            published, replayed = await self._publish(
-                topic, events, idempotency_key and _scoped(scope, idempotency_key), may_create
-            )
+            with self._tracing.publish(topic, len(events), transport, traceparent) as headers:
+                published, replayed = await self._publish(
+                    topic,
+                    events,
+                    idempotency_key and _scoped(scope, idempotency_key),
+                    may_create,
+                    headers,
+                )
         except KafkaUnavailable:
             self._metrics.publish_failures.inc()
             raise
@@ -98,9 +109,11 @@ class Ingest:
         events: list[EventIn],
         idempotency_key: str | None,
         may_create: Callable[[], None],
+        trace_headers: list[tuple[str, bytes]],
     ) -> tuple[list[Published], bool]:
+        publisher = self._publisher
         if idempotency_key is None:
-            return await self._publisher.publish(topic, events, None, may_create), False
+            return await publisher.publish(topic, events, None, may_create, trace_headers), False
         tags = tags_for(idempotency_key, [(e.type, e.key, e.data) for e in events])
         index = self._broadcasters.get(topic).idempotency
         name = (topic, idempotency_key)
@@ -111,7 +124,7 @@ class Ingest:
             return _replay(topic, batch, tags[0].digest), True
         self._running[name] = done = asyncio.Event()
         try:
-            published = await self._publisher.publish(topic, events, tags, may_create)
+            published = await publisher.publish(topic, events, tags, may_create, trace_headers)
             for tag, item in zip(tags, published, strict=True):
                 index.answered(tag, item.partition, item.offset, item.key)
             return published, False

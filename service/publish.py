@@ -111,6 +111,7 @@ class Publisher:
         events: list[EventIn],
         tags: list[Tag] | None = None,
         may_create: Callable[[], None] | None = None,
+        trace_headers: list[tuple[str, bytes]] | None = None,
     ) -> list[Published]:
         """Write ``events`` to ``topic``; return only after Kafka acknowledged every one.
 
@@ -131,6 +132,8 @@ class Publisher:
                 pending = []
                 for index, event in enumerate(events):
                     key, value, headers = to_record(event, tags[index] if tags else None)
+                    if trace_headers:
+                        headers.extend(trace_headers)
                     partition = unkeyed if key is None else None
                     sent = await producer.send(
                         topic, value, key=key, headers=headers, partition=partition

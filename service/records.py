@@ -18,6 +18,7 @@ from .events import DEFAULT_TYPE, Event, EventIn
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .idempotency import Tag
 from .kafka import Record
+from .tracing import TRACEPARENT
 
 TYPE_HEADER = "herald-type"
 CONTENT_TYPE_HEADER = "content-type"
@@ -87,6 +88,7 @@ def event_from_record(
     is_msgpack = False
     checked_json = False
     tag = None
+    trace = None
     for name, header_value in headers:
         if name == TYPE_HEADER:
             event_type = header_value.decode("utf-8", errors="replace")
@@ -96,6 +98,8 @@ def event_from_record(
             tag = Tag.parse(header_value)
         elif name == CHECKED_HEADER:
             checked_json = header_value == CHECKED_JSON
+        elif name == TRACEPARENT:
+            trace = header_value
     # In field order, not by keyword: one Event per record read, and binding a dozen
     # keywords costs a good part of making it.
     return Event(
@@ -113,4 +117,7 @@ def event_from_record(
         None,
         False,
         topic_id,
+        None,
+        None,
+        trace,
     )

@@ -27,6 +27,7 @@ from hypercorn.typing import ASGIFramework
 
 from .app import create_app
 from .config import Settings
+from .tracing import Tracing
 from .transports.ws_extensions import decline_compression
 
 log = logging.getLogger(__name__)
@@ -62,17 +63,24 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
 
 
 def serve_one(
-    settings: Settings, listen_fd: int | None = None, worker: tuple[Path, int] | None = None
+    settings: Settings,
+    listen_fd: int | None = None,
+    worker: tuple[Path, int] | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
-    """Run one Herald process on uvloop until SIGTERM/SIGINT (``worker``: see create_app)."""
+    """Run one Herald process on uvloop until SIGTERM/SIGINT (``worker``, ``tracing``: see
+    create_app)."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run(settings, listen_fd, worker))
+        runner.run(run(settings, listen_fd, worker, tracing))
 
 
 async def run(
-    settings: Settings, listen_fd: int | None = None, worker: tuple[Path, int] | None = None
+    settings: Settings,
+    listen_fd: int | None = None,
+    worker: tuple[Path, int] | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
-    herald = create_app(settings, worker=worker)
+    herald = create_app(settings, worker=worker, tracing=tracing)
     tune_garbage_collector(settings.gc_threshold)
     stop = asyncio.Event()
 

@@ -21,6 +21,7 @@ from service.config import Settings, load_settings
 from service.kafka import Kafka
 from service.kafka.memory import MemoryKafka
 from service.server import hypercorn_config
+from service.tracing import Tracing
 
 # What the in-process servers of the tests run with unless a test says otherwise: open
 # publishing (most tests are about delivery, not access), no publish rate limit worth the
@@ -82,15 +83,17 @@ def settings_of(bind: str, **settings: str) -> Settings:
 
 
 @asynccontextmanager
-async def in_process(kafka: Kafka | None = None, **settings: str) -> AsyncIterator[InProcess]:
-    """A Herald on a free loopback port until the block ends."""
+async def in_process(
+    kafka: Kafka | None = None, *, tracing: Tracing | None = None, **settings: str
+) -> AsyncIterator[InProcess]:
+    """A Herald on a free loopback port until the block ends (``tracing``: its spans)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
     port = listener.getsockname()[1]
     config_settings = settings_of(f"127.0.0.1:{port}", **settings)
     kafka = kafka or MemoryKafka()
-    herald = create_app(config_settings, kafka)
+    herald = create_app(config_settings, kafka, tracing=tracing or Tracing())
     # Hypercorn takes the listening socket over (and closes it when it stops).
     config = hypercorn_config(config_settings, listener.detach())
     stop = asyncio.Event()

@@ -1,7 +1,7 @@
 #!/bin/sh
 # install-wheel.sh WHEEL VENV_DIR
 # Creates the virtual environment VENV_DIR and installs Herald from WHEEL with its `http3`
-# extra (and their dependencies from the package index), nothing else. The Dockerfile runs
+# and `tracing` extras (and their dependencies from the package index), nothing else. The Dockerfile runs
 # exactly this step; tests run it outside a container. PYTHON (default python3) is the
 # interpreter the environment is made from.
 set -eu
@@ -26,4 +26,4 @@ fi
 umask 022
 "${PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/python" -m pip install --no-cache-dir --no-input --disable-pip-version-check \
-  "$wheel[http3]"
+  "$wheel[http3,tracing]"

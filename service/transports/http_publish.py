@@ -102,7 +102,12 @@ class PublishRoute:
         events = self.ingest.validator.batch(data)
         self.ingest.admit(principal, address, topic, (event.key for event in events))
         published, replayed = await self.ingest.publish(
-            topic, events, principal, address, idempotency_key
+            topic,
+            events,
+            principal,
+            address,
+            idempotency_key,
+            traceparent=request.headers.get("traceparent"),
         )
         answer = {"events": [item.as_dict() for item in published]}
         headers = [("Idempotent-Replayed", "true")] if replayed else []

@@ -183,6 +183,7 @@ class Connection:
         "send",
         "stuck",
         "subscriptions",
+        "traceparent",
         "worker",
         "writer",
     )
@@ -201,6 +202,8 @@ class Connection:
         self.parts = route.parts
         self.ingest = route.ingest
         self.args = request.args
+        # A publish over this connection continues the trace of its upgrade request.
+        self.traceparent = request.headers.get("traceparent")
         self.receive = receive
         self.send = send
         self.fmt = fmt
@@ -499,7 +502,13 @@ class Connection:
             event = ingest.validator.one(op.event)
             ingest.admit(self.principal, self.address, op.topic, [event.key])
             published, _replayed = await ingest.publish(
-                op.topic, [event], self.principal, self.address, idempotency_key
+                op.topic,
+                [event],
+                self.principal,
+                self.address,
+                idempotency_key,
+                transport="ws",
+                traceparent=self.traceparent,
             )
         except HeraldError as exc:
             self._error(exc, ref)

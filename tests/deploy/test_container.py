@@ -145,7 +145,7 @@ def test_install_script_makes_a_venv_and_installs_the_wheel_with_http3(tmp_path:
     assert calls == [
         f"{python} -m venv {venv}",
         f"{venv}/bin/python -m pip install --no-cache-dir --no-input --disable-pip-version-check "
-        f"{wheel}[http3]",
+        f"{wheel}[http3,tracing]",
     ]
 
 
