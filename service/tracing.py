@@ -90,15 +90,18 @@ class Tracing:
                 raise
 
     def consumed(self, topic: str, records: Sequence[Record]) -> None:
-        """A consume span for each of ``records`` that carries a trace context."""
+        """A consume span per trace context among ``records`` (one partition's fetch): the
+        records of one publish (a batch POST) share one."""
         if not self.on:
             return
         from opentelemetry.trace import Link, SpanKind, get_current_span
 
+        by_parent: dict[bytes, list[Record]] = {}
         for record in records:
             parent = _traceparent(record.headers)
-            if parent is None:
-                continue
+            if parent is not None:
+                by_parent.setdefault(parent, []).append(record)
+        for parent, traced in by_parent.items():
             context = self._propagator.extract({TRACEPARENT: parent.decode("latin-1")})
             span_context = get_current_span(context).get_span_context()
             span = self._tracer.start_span(
@@ -110,16 +113,22 @@ class Tracing:
                     "messaging.system": "kafka",
                     "messaging.operation.type": "receive",
                     "messaging.destination.name": topic,
-                    "messaging.destination.partition.id": str(record.partition),
-                    "messaging.kafka.offset": record.offset,
+                    "messaging.destination.partition.id": str(traced[0].partition),
+                    "messaging.kafka.offset": traced[0].offset,
+                    "messaging.batch.message_count": len(traced),
                 },
             )
             span.end()
 
     @contextmanager
     def fan_out(self, topic: str, events: Sequence[Event], subscribers: int) -> Iterator[None]:
-        """One span per traced event of a fan-out to ``subscribers``, around all of it."""
-        traced = [event.trace for event in events if event.trace is not None] if self.on else []
+        """A span around a fan-out to ``subscribers`` per trace context among ``events``:
+        one per event, or per publish for the events of one batch POST fanned out together."""
+        traced: dict[bytes, int] = {}
+        if self.on:
+            for event in events:
+                if event.trace is not None:
+                    traced[event.trace] = traced.get(event.trace, 0) + 1
         if not traced:
             yield
             return
@@ -133,10 +142,10 @@ class Tracing:
                 attributes={
                     "messaging.destination.name": topic,
                     "herald.subscribers": subscribers,
-                    "herald.batch.event_count": len(events),
+                    "herald.event_count": count,
                 },
             )
-            for parent in traced
+            for parent, count in traced.items()
         ]
         try:
             yield

@@ -27,10 +27,12 @@ class ReceivedSpan:
 
 
 class OtlpReceiver:
-    """Keeps every span POSTed to ``endpoint``/v1/traces."""
+    """Keeps every span POSTed to ``endpoint``/v1/traces (``keep=False``: only counts the
+    exports, as a sink for the benchmarks that must not compete with Herald for CPU)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.exports = 0
         self._lock = threading.Lock()
         receiver = self
 
@@ -41,7 +43,9 @@ class OtlpReceiver:
                     body = gzip.decompress(body)
                 ok = self.path == "/v1/traces"
                 if ok:
-                    receiver._keep(ExportTraceServiceRequest.FromString(body))
+                    receiver.exports += 1
+                    if keep:
+                        receiver._keep(ExportTraceServiceRequest.FromString(body))
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200 if ok else 404)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -80,8 +84,8 @@ class OtlpReceiver:
 
 
 @contextmanager
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
+def otlp_receiver(keep: bool = True) -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver(keep)
     thread = threading.Thread(target=receiver._server.serve_forever, daemon=True)
     thread.start()
     try:

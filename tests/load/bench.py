@@ -145,9 +145,17 @@ class Bench:
     """Shared by all scenarios of one ``python -m tests.load`` invocation."""
 
     def __init__(
-        self, bootstrap: str, out_dir: Path, quick: bool, runs: int, profile: bool
+        self,
+        bootstrap: str,
+        out_dir: Path,
+        quick: bool,
+        runs: int,
+        profile: bool,
+        otlp_endpoint: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # Where Herald sends its spans (--tracing); None: tracing off, as by default.
+        self.otlp_endpoint = otlp_endpoint
         self.out_dir = out_dir
         self.logs = out_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -206,6 +214,9 @@ class Bench:
             ["--workers", str(workers)] if workers > 1 else [],
             **process_settings,
         )
+        if self.otlp_endpoint is not None:
+            process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+            result.note(f"tracing on: spans exported to {self.otlp_endpoint}")
         process.start()
         stack.callback(process.stop)
         await process.wait_ready(READY_WITHIN_S)

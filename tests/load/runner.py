@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -20,6 +21,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
+from tests.otlp_receiver import otlp_receiver
 from tests.processes import ROOT, KafkaBroker
 
 from .bench import Bench, ScenarioResult
@@ -45,6 +47,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="record a py-spy profile of Herald in an extra, unmeasured run of each window",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="run Herald with OpenTelemetry tracing on, exporting to a loopback OTLP receiver",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     broker: KafkaBroker | None = None
     kafka_dir: tempfile.TemporaryDirectory[str] | None = None
+    traces = contextlib.ExitStack()
     try:
         if not bootstrap:
             kafka_dir = tempfile.TemporaryDirectory(prefix="herald-bench-kafka-")
@@ -89,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             _say(started, f"starting Kafka on {broker.bootstrap}")
             broker.up()
             bootstrap = broker.bootstrap
-        bench = Bench(bootstrap, out_dir, args.quick, args.runs, args.profile)
+        # A sink: Herald encodes and sends every span; nobody here decodes them.
+        otlp = traces.enter_context(otlp_receiver(keep=False)).endpoint if args.tracing else None
+        bench = Bench(bootstrap, out_dir, args.quick, args.runs, args.profile, otlp)
         bench.started = started
         asyncio.run(_run_scenarios(bench, args.scenarios, results, started))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: stopping everything", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        traces.close()
         if broker is not None:
             broker.down()
         if kafka_dir is not None:

@@ -78,6 +78,17 @@ async def test_a_post_is_one_trace_from_publish_to_fan_out(
     async with sse(traced.base_url, f"/v1/topics/{topic}/stream") as stream:
         await publish(traced.base_url, topic, [{"data": 1}, {"data": 2}])
         assert [(await stream.next_event()).json()["data"] for _ in range(2)] == [1, 2]
+
+    def counted(name: str, attribute: str) -> int:
+        spans = spans_of(exporter, topic).get(name, [])
+        return sum(span.attributes[attribute] for span in spans)  # type: ignore[index,misc]
+
+    await eventually(
+        lambda: (
+            counted("consume", "messaging.batch.message_count") == 2
+            and counted("fan-out", "herald.event_count") == 2
+        )
+    )
     spans = await all_spans(exporter, topic)
     [published] = spans["publish"]
     assert published.kind is SpanKind.PRODUCER and published.parent is None
@@ -85,12 +96,12 @@ async def test_a_post_is_one_trace_from_publish_to_fan_out(
     assert published.attributes["messaging.batch.message_count"] == 2
     assert published.attributes["herald.transport"] == "http"
     trace_id = published.context.trace_id
-    # Each record carries the publish span's context, and each is consumed and fanned out
-    # in that trace: one span per event and topic, not one per subscriber.
+    # Each record carries the publish span's context; they are consumed and fanned out in
+    # that trace: one span per publish and fetch, and per publish and fan-out, never one
+    # per subscriber.
     expected = f"00-{trace_id:032x}-{published.context.span_id:016x}-".encode()
     headers = trace_headers(traced, topic)
     assert len(headers) == 2 and all(header.startswith(expected) for header in headers)
-    assert len(spans["consume"]) == 2 and len(spans["fan-out"]) == 2
     for span in spans["consume"] + spans["fan-out"]:
         assert span.context.trace_id == trace_id
         assert span.parent is not None and span.parent.span_id == published.context.span_id
@@ -98,6 +109,20 @@ async def test_a_post_is_one_trace_from_publish_to_fan_out(
         assert consumed.kind is SpanKind.CONSUMER
         assert [link.context.span_id for link in consumed.links] == [published.context.span_id]
     assert {span.attributes["herald.subscribers"] for span in spans["fan-out"]} == {1}  # type: ignore[index]
+
+
+async def test_events_of_separate_publishes_get_a_fan_out_span_each(
+    traced: InProcess, exporter: InMemorySpanExporter, topic: str
+) -> None:
+    async with sse(traced.base_url, f"/v1/topics/{topic}/stream") as stream:
+        for n in range(3):
+            await publish(traced.base_url, topic, {"data": n})
+        assert [(await stream.next_event()).json()["data"] for _ in range(3)] == [0, 1, 2]
+    await eventually(lambda: len(spans_of(exporter, topic).get("fan-out", [])) == 3)
+    spans = spans_of(exporter, topic)
+    traces = {span.context.trace_id for span in spans["publish"]}
+    assert len(traces) == 3
+    assert {span.context.trace_id for span in spans["fan-out"]} == traces
 
 
 async def test_a_client_traceparent_is_continued(
