@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from .config import Settings
 from .cursor import Cursor
 from .events import Event, EventRun, Scope
+from .fan_out import FanOut
 from .idempotency import IdempotencyIndex
 from .kafka import Record
 from .outbox import Outbox
@@ -31,17 +32,19 @@ class Broadcaster:
         topic: str,
         ring_size: int,
         idempotency: IdempotencyIndex | None = None,
-        fan_out_interval_s: float = 0.0,
+        fan_out_pause: float = 0.0,
         tracing: Tracing | None = None,
     ) -> None:
         self.topic = topic
         # None unless tracing is on: then each traced event's fan-out is a span.
         self._tracing = tracing if tracing is not None and tracing.on else None
-        self.fan_out_interval_s = fan_out_interval_s
-        # Events taken but not fanned out yet (see offer), and when the last fan-out ran.
+        self.fan_out_pause = fan_out_pause
+        # Events taken but not fanned out yet (see offer), the fan-out being written, and
+        # the loop time before which the next does not start.
         self._pending: list[Event] = []
+        self._writing: FanOut | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._last_fan_out = -math.inf
+        self.next_fan_out = -math.inf
         self.idempotency = idempotency or IdempotencyIndex(window_s=600.0, max_keys=100_000)
         self.ring: deque[Event] = deque(maxlen=ring_size)
         # Next offset per partition: where the consumer stands, and so the live head.
@@ -79,61 +82,95 @@ class Broadcaster:
         return event
 
     def offer(self, events: list[Event]) -> None:
-        """Fan ``events`` out now, or, within ``fan_out_interval_s`` of the last fan-out, as
-        soon as the interval is over, together with any others that arrive meanwhile.
+        """Fan ``events`` out now if the topic's last fan-out is written and its pause is
+        over; else together with any others that arrive meanwhile, as soon as it is.
 
-        Each write to a socket costs about as much as the event it carries: a topic that
-        gets many events a second reaches its subscribers in fewer, larger writes. A topic
-        that gets few is never held back.
+        A write to a socket costs about as much whatever it carries, so after a fan-out
+        that took t to write, the topic's next waits ``fan_out_pause`` times t more: a busy
+        topic reaches its subscribers in fewer, larger writes, and its fan-outs take at
+        most 1 / (1 + fan_out_pause) of the loop. A topic that gets few events is never
+        held back, and none waits longer than about (1 + fan_out_pause) fan-outs.
         """
         self._pending.extend(events)
-        if self._flush_timer is not None or not self._pending:
+        if self._writing is not None or self._flush_timer is not None or not self._pending:
             return
         loop = asyncio.get_running_loop()
-        wait = self._last_fan_out + self.fan_out_interval_s - loop.time()
+        wait = self.next_fan_out - loop.time()
         if wait <= 0:
             self.flush()
         else:
             self._flush_timer = loop.call_later(wait, self.flush)
 
     def flush(self) -> None:
-        """Fan out the events ``offer`` held back, if any."""
+        """Finish the fan-out being written, then start one of the events ``offer`` held."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        if self.fan_out_interval_s:
-            self._last_fan_out = asyncio.get_running_loop().time()
+        if self._writing is not None:
+            self._writing.finish()
+            self._written()
         events, self._pending = self._pending, []
-        self.fan_out(events)
-
-    def fan_out(self, events: list[Event]) -> None:
-        """Hand ``events`` (taken in this order) to their subscribers, as runs: a subscriber
-        gets all of its events of the call together, in one write when it is idle."""
         if not events:
             return
-        if self._tracing is not None:
-            with self._tracing.fan_out(self.topic, events, self.subscriber_count):
-                self._fan_out(events)
+        loop = asyncio.get_running_loop()
+        self._writing = self._start(events, loop.time())
+        if self._writing.step():
+            self._written()
         else:
-            self._fan_out(events)
+            loop.call_soon(self._go_on)
 
-    def _fan_out(self, events: list[Event]) -> None:
+    def _go_on(self) -> None:
+        writing = self._writing
+        if writing is None:
+            return  # finished by a flush meanwhile
+        try:
+            done = writing.step()
+        except BaseException:
+            self._writing = None  # the topic's later events must not wait for it forever
+            raise
+        if not done:
+            asyncio.get_running_loop().call_soon(self._go_on)
+            return
+        self._written()
+        if self._pending:
+            self.offer([])
+
+    def _written(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        # Measured in the fan-out's own writing time, not the wall time it spanned: the
+        # loop's other work between its slices is not a cost of this topic's fan-outs.
+        self.next_fan_out = writing.started + writing.spent * (1 + self.fan_out_pause)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a fan-out is being written or events wait for the next."""
+        return self._writing is not None or bool(self._pending)
+
+    def fan_out(self, events: list[Event]) -> None:
+        """Hand ``events`` (taken in this order) to their subscribers now, as runs: a
+        subscriber gets all of its events of the call together, in one write when it is idle."""
+        if events:
+            self._start(events, 0.0).finish()
+
+    def _start(self, events: list[Event], now: float) -> FanOut:
+        groups: list[tuple[list[Subscription], EventRun]] = []
         if self._all:
-            self._deliver(self._all, EventRun(events, Scope.TOPIC))
+            groups.append((list(self._all), EventRun(events, Scope.TOPIC)))
         if self._by_key:
             by_key: dict[str, list[Event]] = {}
             for event in events:
                 if event.key is not None and event.key in self._by_key:
                     by_key.setdefault(event.key, []).append(event)
             for key, keyed in by_key.items():
-                self._deliver(self._by_key[key], EventRun(keyed, Scope.PARTITION))
-
-    def _deliver(self, subscriptions: set[Subscription], run: EventRun) -> None:
-        for subscription in list(subscriptions):
-            skip_below = subscription.skip_below
-            own = run.after(skip_below) if skip_below else run
-            if own is not None and not subscription.outbox.put_run(subscription, own):
-                self.unsubscribe(subscription)
+                groups.append((list(self._by_key[key]), EventRun(keyed, Scope.PARTITION)))
+        span = (
+            self._tracing.fan_out(self.topic, events, self.subscriber_count)
+            if self._tracing is not None
+            else None
+        )
+        return FanOut(groups, self.unsubscribe, now, span)
 
     # -- the client side ------------------------------------------------------------------
 
@@ -221,7 +258,7 @@ class Broadcaster:
         """
         # Held-back events go to the subscribers they were taken for: a new one starts after
         # them (at the head), or gets them from the ring (from ``since``), never twice.
-        if self._pending:
+        if self._pending or self._writing is not None:
             self.flush()
         start = self.cursor(key) if since is None else since
         if subscription is None:
@@ -276,7 +313,7 @@ class Broadcasters:
             settings = self._settings
             index = IdempotencyIndex(settings.idempotency_window_s, settings.idempotency_max_keys)
             broadcaster = self._by_topic[topic] = Broadcaster(
-                topic, settings.ring_size, index, settings.fan_out_interval_ms / 1000, self._tracing
+                topic, settings.ring_size, index, settings.fan_out_pause, self._tracing
             )
         return broadcaster
 

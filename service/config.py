@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -37,9 +38,10 @@ class Settings:
     # instance ask for every partition again and again (41 % of a core at 20 ms with 450
     # partitions, 6 % at 500). It must end well before the request timeout.
     consumer_fetch_max_wait_ms: int = 500
-    # The shortest time between two fan-outs of one topic: events arriving sooner wait (at
-    # most this long) and reach each subscriber together, in one write instead of several.
-    fan_out_interval_ms: int = 40
+    # After a fan-out that took t to write, a topic's next one waits this many times t: the
+    # events arriving meanwhile reach each subscriber together, in one write (see offer in
+    # broadcaster.py). 0: at once, whatever the CPU.
+    fan_out_pause: float = 1.0
     # Net new objects between runs of Python's cycle collector (see server.py); 0: Python's.
     gc_threshold: int = 0
     ring_size: int = 1000
@@ -176,6 +178,8 @@ SECRETS = frozenset({"jwt_secret", "kafka_sasl_password"})
 RETIRED = {
     "private_topics": "HERALD_PUBLIC_TOPICS: every topic not matching it needs a token",
     "trust_forwarded_for": "HERALD_TRUSTED_PROXIES (a hop count or CIDR list of your proxies)",
+    "fan_out_interval_ms": "HERALD_FAN_OUT_PAUSE (a busy topic's fan-outs now pace themselves"
+    " by how long each takes to write)",
 }
 # What Kubernetes puts into every pod for a Service named "herald" (docker-link style).
 _SERVICE_LINK = re.compile(r"service_(host|port(_\w+)?)|port(_\d+_(tcp|udp|sctp)(_\w+)?)?")
@@ -198,10 +202,14 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     try:
-        return type(default)(raw)
+        value = type(default)(raw)
     except ValueError:
+        value = None
+    # float() takes "nan" and "inf": a timeout or a rate that never ends or never compares.
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         kind = type(default).__name__
         raise ConfigError(f"{_PREFIX}{name.upper()} must be a {kind}, not {raw!r}") from None
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -291,7 +299,7 @@ def _check(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_PREFIX}{name.upper()} must be at least 1")
     for name in (
-        "fan_out_interval_ms",
+        "fan_out_pause",
         "jwt_cache_size",
         "gc_threshold",
         "lag_notice_s",

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
+from service import fan_out as fan_out_module
 from service.broadcaster import Broadcaster, Broadcasters
 from service.config import Settings
 from service.cursor import Cursor
 from service.events import Event, EventIn, EventRun, Scope
+from service.fan_out import SLICE
 from service.outbox import Outbox
 from service.records import to_record
 from service.topics import partition_for_key
@@ -503,21 +508,38 @@ def direct_subscriber(broadcaster: Broadcaster) -> tuple[Outbox, Socket]:
     return box, socket
 
 
-async def test_events_within_the_fan_out_interval_reach_a_subscriber_in_one_write() -> None:
-    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=0.05)
+async def written(broadcaster: Broadcaster) -> None:
+    """Let the loop run until ``broadcaster`` has written every event it took."""
+    for _turn in range(10_000):
+        if not broadcaster.busy:
+            return
+        await asyncio.sleep(0)  # one turn of the loop: the next slice of the fan-out
+    raise AssertionError("the fan-out never finished")
+
+
+async def test_a_fan_out_is_written_a_slice_of_subscribers_per_turn_of_the_loop() -> None:
+    broadcaster = Broadcaster(TOPIC, 100)
     broadcaster.assign(0, 0)
-    box, socket = direct_subscriber(broadcaster)
+    sockets = [direct_subscriber(broadcaster)[1] for _ in range(SLICE * 2 + 1)]
+    broadcaster.offer([take(broadcaster, 0)])
+    assert sum(socket.writes == [[0]] for socket in sockets) == SLICE
+    await written(broadcaster)
+    assert all(socket.writes == [[0]] for socket in sockets)
+
+
+async def test_events_offered_while_a_fan_out_is_written_reach_everyone_together_next() -> None:
+    broadcaster = Broadcaster(TOPIC, 100)
+    broadcaster.assign(0, 0)
+    sockets = [direct_subscriber(broadcaster)[1] for _ in range(SLICE + 1)]
     broadcaster.offer([take(broadcaster, 0)])  # the first after a quiet spell: at once
-    assert socket.writes == [[0]]
     broadcaster.offer([take(broadcaster, 1)])
     broadcaster.offer([take(broadcaster, 2)])
-    assert socket.writes == [[0]]  # held until the interval is over
-    box.direct = None  # from here the outbox queue shows when the held events arrive
-    assert await box.wait(within=5)
-    assert received(box) == [{"n": 1}, {"n": 2}]
+    assert sum(socket.writes == [] for socket in sockets) == 1  # the slice still to come
+    await written(broadcaster)
+    assert all(socket.writes == [[0], [1, 2]] for socket in sockets)
 
 
-async def test_without_an_interval_every_offer_fans_out_at_once() -> None:
+async def test_without_a_pause_every_offer_to_a_written_topic_fans_out_at_once() -> None:
     broadcaster = Broadcaster(TOPIC, 100)
     broadcaster.assign(0, 0)
     _box, socket = direct_subscriber(broadcaster)
@@ -527,8 +549,48 @@ async def test_without_an_interval_every_offer_fans_out_at_once() -> None:
     assert socket.writes == [[0], [1], [2], [3, 4]]
 
 
+class CostlySocket(Socket):
+    """A socket whose every write takes ``cost_s`` of the fan-out's clock."""
+
+    def __init__(self, clock: list[float], cost_s: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.cost_s = cost_s
+
+    def deliver(self, run: EventRun) -> bool:
+        self.clock[0] += self.cost_s
+        return super().deliver(run)
+
+
+async def test_the_pause_after_a_fan_out_is_its_writing_time_times_fan_out_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(fan_out_module, "perf_counter", lambda: clock[0])
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_pause=2.0)
+    broadcaster.assign(0, 0)
+    boxes = []
+    for _ in range(10):
+        box = outbox()
+        box.direct = CostlySocket(clock, cost_s=0.001)
+        broadcaster.subscribe(box, None)
+        boxes.append(box)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    broadcaster.offer([take(broadcaster, 0)])
+    # 10 writes of 1 ms: the next fan-out starts 10 ms + 2 x 10 ms after this one did.
+    assert broadcaster.next_fan_out == pytest.approx(started + 0.030, abs=0.002)
+    for box in boxes:
+        box.direct = None  # from here the outbox queue shows when the held events arrive
+    broadcaster.offer([take(broadcaster, 1)])
+    broadcaster.offer([take(broadcaster, 2)])
+    assert all(box.pending == 0 for box in boxes)  # held until the pause is over
+    assert await boxes[0].wait(within=5)
+    assert all(received(box) == [{"n": 1}, {"n": 2}] for box in boxes)
+
+
 async def test_a_new_subscriber_starts_after_held_events_which_reach_the_others_once() -> None:
-    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=60)
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_pause=1e9)
     broadcaster.assign(0, 0)
     _old_box, old = direct_subscriber(broadcaster)
     broadcaster.offer([take(broadcaster, 0)])
@@ -541,8 +603,25 @@ async def test_a_new_subscriber_starts_after_held_events_which_reach_the_others_
     assert subscription.cursor == broadcaster.cursor().encode(TOPIC)
 
 
+async def test_a_subscriber_joining_during_a_fan_out_gets_nothing_of_it_and_all_after() -> None:
+    broadcaster = Broadcaster(TOPIC, 100)
+    broadcaster.assign(0, 0)
+    old = [direct_subscriber(broadcaster)[1] for _ in range(SLICE + 1)]
+    broadcaster.offer([take(broadcaster, 0)])
+    broadcaster.offer([take(broadcaster, 1)])  # waits for the fan-out being written
+    _new_box, new = direct_subscriber(broadcaster)
+    # Joining finished that fan-out and started the waiting event's: the joiner starts after.
+    await written(broadcaster)
+    assert all(socket.writes == [[0], [1]] for socket in old)
+    assert new.writes == []
+    broadcaster.offer([take(broadcaster, 2)])
+    await written(broadcaster)
+    assert all(socket.writes == [[0], [1], [2]] for socket in old)
+    assert new.writes == [[2]]
+
+
 async def test_a_resume_from_the_ring_gets_held_events_once() -> None:
-    broadcaster = Broadcaster(TOPIC, 100, fan_out_interval_s=60)
+    broadcaster = Broadcaster(TOPIC, 100, fan_out_pause=1e9)
     broadcaster.assign(0, 0)
     start = broadcaster.cursor()
     broadcaster.offer([take(broadcaster, 0)])

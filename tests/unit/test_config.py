@@ -183,7 +183,14 @@ def test_sizes_below_one_raise_config_error_naming_the_variable(name: str) -> No
         load_settings({variable(name): "0"})
 
 
-@pytest.mark.parametrize("name", ["fan_out_interval_ms", "jwt_cache_size", "gc_threshold"])
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize("name", ["fan_out_pause", "send_timeout_s"])
+def test_a_float_setting_must_be_finite(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable(name)} must be a float"):
+        load_settings({variable(name): raw})
+
+
+@pytest.mark.parametrize("name", ["fan_out_pause", "jwt_cache_size", "gc_threshold"])
 def test_negative_counts_raise_config_error_naming_the_variable(name: str) -> None:
     with pytest.raises(ConfigError, match=variable(name)):
         load_settings({variable(name): "-1"})
@@ -243,6 +250,7 @@ def test_a_fetch_wait_below_the_request_timeout_is_taken() -> None:
     [
         ("HERALD_PRIVATE_TOPICS", "HERALD_PUBLIC_TOPICS"),
         ("HERALD_TRUST_FORWARDED_FOR", "HERALD_TRUSTED_PROXIES"),
+        ("HERALD_FAN_OUT_INTERVAL_MS", "HERALD_FAN_OUT_PAUSE"),
     ],
 )
 def test_a_retired_setting_is_an_error_that_says_what_replaced_it(

@@ -90,7 +90,7 @@ async def offsets_delivered(outbox: Outbox, count: int) -> list[int]:
 
 async def test_events_flow_while_a_topic_lookup_hangs(log: MemoryLog) -> None:
     # A lookup may take up to publish_timeout_s: here longer than the test waits.
-    settings = Settings(topic_refresh_s=0.0, fan_out_interval_ms=0, publish_timeout_s=3600.0)
+    settings = Settings(topic_refresh_s=0.0, fan_out_pause=0, publish_timeout_s=3600.0)
     kafka = HangingKafka(log)
     broadcasters = Broadcasters(settings)
     feed = Feed(settings, kafka, TopicPolicy(settings), broadcasters, Metrics())
@@ -108,7 +108,7 @@ async def test_a_starting_instance_reads_back_a_rings_worth_and_then_follows(
 ) -> None:
     for n in range(5):
         log.append(TOPIC, b"%d" % n, None, 1, [])
-    settings = Settings(topic_refresh_s=0.01, ring_size=2, fan_out_interval_ms=0)
+    settings = Settings(topic_refresh_s=0.01, ring_size=2, fan_out_pause=0)
     broadcasters = Broadcasters(settings)
     feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
     async for _ in running(feed):
@@ -123,7 +123,7 @@ async def test_a_starting_instance_reads_back_a_rings_worth_and_then_follows(
 
 async def test_a_topic_created_while_running_is_read_from_its_first_record() -> None:
     log = MemoryLog()
-    settings = Settings(topic_refresh_s=0.01, fan_out_interval_ms=0)
+    settings = Settings(topic_refresh_s=0.01, fan_out_pause=0)
     broadcasters = Broadcasters(settings)
     feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
     async for _ in running(feed):
@@ -138,7 +138,7 @@ async def test_a_topic_created_while_running_is_read_from_its_first_record() -> 
 async def test_an_unreachable_cluster_is_reported_and_reading_resumes_after_it(
     log: MemoryLog,
 ) -> None:
-    settings = Settings(topic_refresh_s=0.01, fan_out_interval_ms=0)
+    settings = Settings(topic_refresh_s=0.01, fan_out_pause=0)
     broadcasters = Broadcasters(settings)
     feed = Feed(settings, MemoryKafka(log), TopicPolicy(settings), broadcasters, Metrics())
     async for _ in running(feed):
