@@ -18,8 +18,8 @@ DESCRIPTION = (
     "with epoll: latency from just before the first write to each receipt, the kernel's "
     "share of fanout-ws at 20 events/s. websocket: fanout-ws's subscribers (gen_ws) on "
     "the least WebSocket server (tests/load/floor_ws.py: the upgrade, `subscribed`, then "
-    "each event encoded once and written to every subscriber), 20 events/s: the latency "
-    "those clients see from a server that does nothing else. kafka: an aiokafka producer "
+    "each event encoded once and written to every subscriber), 20 and 100 events/s: the "
+    "latency those clients see from a server that does nothing else. kafka: an aiokafka producer "
     "(acks=all) and consumer with Herald's client settings, 20 events/s: latency from send "
     "to consumption. "
     "hypercorn-idle: Hypercorn with Herald's configuration serving an ASGI app that only "
@@ -27,6 +27,9 @@ DESCRIPTION = (
     "before any Quart or Herald object."
 )
 RATE = 20
+# fanout-ws's throughput rate: one write per event and subscriber, as a server that does not
+# batch would make them.
+BUSY_RATE = 100
 
 
 async def run(bench: Bench, result: ScenarioResult) -> None:
@@ -40,7 +43,8 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             "loopback",
             ["--sockets", str(SUBSCRIBERS), "--rate", str(RATE), "--duration", str(duration)],
         )
-        websocket, websocket_per_cpu_s = await websocket_floor(bench, duration)
+        websocket, websocket_per_cpu_s = await websocket_floor(bench, duration, RATE)
+        busy, busy_per_cpu_s = await websocket_floor(bench, duration, BUSY_RATE)
         kafka = await floor(
             bench,
             "kafka",
@@ -69,6 +73,17 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                 f"least WebSocket server: deliveries per CPU-s ({RATE} ev/s)",
                 "/CPU-s",
                 websocket_per_cpu_s,
+            ),
+            *percentiles(
+                "websocket_busy",
+                f"least WebSocket server to gen_ws, latency {{}} ({BUSY_RATE} ev/s)",
+                busy.summary_ms(),
+            ),
+            (
+                "websocket_busy_per_cpu_s",
+                f"least WebSocket server: deliveries per CPU-s ({BUSY_RATE} ev/s)",
+                "/CPU-s",
+                busy_per_cpu_s,
             ),
             (
                 "loopback_span",
@@ -109,6 +124,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                 "iteration": iteration.label,
                 "loopback": loopback,
                 "websocket_latency_ms": websocket.summary_ms(),
+                "websocket_busy_latency_ms": busy.summary_ms(),
                 "kafka": kafka,
                 "idle": idle,
             }
@@ -148,9 +164,9 @@ async def floor(bench: Bench, kind: str, args: list[str]) -> dict[str, Any]:
     return answer
 
 
-async def websocket_floor(bench: Bench, duration: float) -> tuple[Histogram, float]:
-    """fanout-ws's subscribers on tests/load/floor_ws.py: their latency histogram, and the
-    server's deliveries per CPU-second."""
+async def websocket_floor(bench: Bench, duration: float, rate: int) -> tuple[Histogram, float]:
+    """fanout-ws's subscribers on tests/load/floor_ws.py at ``rate`` events/s: their latency
+    histogram, and the server's deliveries per CPU-second."""
     async with AsyncExitStack() as stack:
         server = (await bench.spawn(stack, "floor-ws-server", "floor_ws", [[]])).processes[0]
         per_process = split(SUBSCRIBERS, PROCESSES)
@@ -167,7 +183,7 @@ async def websocket_floor(bench: Bench, duration: float) -> tuple[Histogram, flo
         # A first second to warm up, as the fan-out scenarios have; then the measured window.
         for seconds in (1.0, duration):
             await subscribers.call({"cmd": "measure"}, "measuring", 120)
-            steady = {"cmd": "steady", "rate": RATE, "duration": seconds, "pad": PAD_BYTES}
+            steady = {"cmd": "steady", "rate": rate, "duration": seconds, "pad": PAD_BYTES}
             published = await server.call(steady, "published", seconds + 60)
             answers = await subscribers.call(
                 [
