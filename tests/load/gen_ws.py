@@ -37,6 +37,15 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="connection i subscribes to key user-<first-key + i> (default: the whole topic)",
     )
+    parser.add_argument(
+        "--topics-each",
+        type=int,
+        default=0,
+        help="connection i subscribes to this many of --topic-count topics <topic>-NNNNN, "
+        "from number (first-connection + i) x topics-each on (default: --topic itself)",
+    )
+    parser.add_argument("--topic-count", type=int, default=0)
+    parser.add_argument("--first-connection", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--lifetime", type=float, default=MAX_LIFETIME_S)
     return parser.parse_args()
@@ -48,6 +57,13 @@ async def main() -> None:
     host = "127.0.0.1"
 
     def factory(index: int) -> Subscriber:
+        if args.topics_each:
+            first = (args.first_connection + index) * args.topics_each
+            ops: list[dict[str, object]] = [
+                {"op": "subscribe", "topic": f"{args.topic}-{number % args.topic_count:05d}"}
+                for number in range(first, first + args.topics_each)
+            ]
+            return WsSubscriber(tally, host, args.port, SUBPROTOCOLS[args.format], *ops)
         subscribe: dict[str, object] = {"op": "subscribe", "topic": args.topic}
         if args.first_key is not None:
             subscribe["key"] = key_name(args.first_key + index)

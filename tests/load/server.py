@@ -151,12 +151,16 @@ class Server:
         return samples
 
     async def wait_consumed(self, at_least: float, within: float) -> None:
-        """Wait until Herald has read ``at_least`` records from Kafka in all.
+        """Wait until Herald has read ``at_least`` records from Kafka in all."""
+        await self.wait_metric("herald_records_consumed_total", at_least, within)
 
-        Another process: there is no event to await, so poll its counter.
+    async def wait_metric(self, name: str, at_least: float, within: float) -> None:
+        """Wait until Herald's ``name`` sample reaches ``at_least``.
+
+        Another process: there is no event to await, so poll its /metrics.
         """
         async with asyncio.timeout(within):
             while True:
-                if (await self.metrics()).get("herald_records_consumed_total", 0) >= at_least:
+                if (await self.metrics()).get(name, 0) >= at_least:
                     return
                 await asyncio.sleep(0.1)

@@ -145,7 +145,8 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 
 
 class WsSubscriber(Subscriber):
-    """A WebSocket client on ``/v1/ws`` that sends one ``subscribe`` op once upgraded."""
+    """A WebSocket client on ``/v1/ws`` that sends its ``subscribe`` ops once upgraded; it is
+    confirmed once each of them is."""
 
     def __init__(
         self,
@@ -153,7 +154,7 @@ class WsSubscriber(Subscriber):
         host: str,
         port: int,
         subprotocol: str,
-        subscribe: dict[str, Any],
+        *subscribe: dict[str, Any],
     ) -> None:
         super().__init__(tally)
         self.host = host
@@ -161,6 +162,7 @@ class WsSubscriber(Subscriber):
         self.subprotocol = subprotocol
         self.binary = subprotocol.endswith("msgpack")
         self.subscribe = subscribe
+        self._unconfirmed = len(subscribe)
         self._key = base64.b64encode(os.urandom(16)).decode()
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
@@ -181,7 +183,8 @@ class WsSubscriber(Subscriber):
         if headers.get("sec-websocket-protocol") != self.subprotocol:
             self.fail(f"subprotocol not accepted: {headers.get('sec-websocket-protocol')}")
             return False
-        self.send(self.subscribe)
+        for op in self.subscribe:
+            self.send(op)
         return True
 
     def send(self, message: dict[str, Any]) -> None:
@@ -277,7 +280,9 @@ class WsSubscriber(Subscriber):
         op = message.get("op") if isinstance(message, dict) else None
         if op == "subscribed":
             self.tally.control("subscribed")
-            self.confirm()
+            self._unconfirmed -= 1
+            if self._unconfirmed <= 0:
+                self.confirm()
         elif op == "error":
             self.fail(f"error op: {message}")
         else:

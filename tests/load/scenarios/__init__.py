@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..bench import Bench, ScenarioResult
-from . import catchup, cdn, fanout, floor, idle, keyed, publish, snapshot
+from . import catchup, cdn, fanout, firehose, floor, idle, keyed, publish, snapshot, topics
 
 Scenario = Callable[[Bench, ScenarioResult], Awaitable[None]]
 
@@ -21,6 +21,9 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
         fanout.websocket_msgpack,
         fanout.DESCRIPTION.format(transport="WebSocket herald.v1.msgpack"),
     ),
+    "subscribers": (fanout.many_subscribers, fanout.MANY_DESCRIPTION),
+    "topics": (topics.run, topics.DESCRIPTION),
+    "firehose": (firehose.run, firehose.DESCRIPTION),
     "keyed": (keyed.run, keyed.DESCRIPTION),
     "idle": (idle.run, idle.DESCRIPTION),
     "snapshot": (snapshot.run, snapshot.DESCRIPTION),

@@ -50,6 +50,28 @@ async def websocket_msgpack(bench: Bench, result: ScenarioResult) -> None:
     await fanout(bench, result, "gen_ws", ["--format", "msgpack"], rates=[100])
 
 
+async def many_subscribers(bench: Bench, result: ScenarioResult) -> None:
+    # 10 000 connections, 4 generator processes as keyed's large phase has; 10 events/s is
+    # 100 000 deliveries a second, as fanout-ws at 100 events/s.
+    await fanout(
+        bench,
+        result,
+        "gen_ws",
+        ["--format", "json"],
+        rates=[10],
+        subscribers_count=bench.pick(10_000, 5_000),
+        processes=4,
+    )
+
+
+MANY_DESCRIPTION = (
+    "1 topic, 10 000 WebSocket subscribers (5 000 with --quick; 4 generator processes, file "
+    "limits raised by the runner and each generator), one event POSTed every 100 ms: "
+    "deliveries per server CPU-second, end-to-end latency, server RSS per connection (the "
+    "growth of Herald's resident memory as the subscribers connected, divided by their number)."
+)
+
+
 async def sse(bench: Bench, result: ScenarioResult) -> None:
     await fanout(bench, result, "gen_sse", [], rates=[100])
 
@@ -65,12 +87,15 @@ async def fanout(
     extra: list[str],
     rates: list[int],
     workers: int = 1,
+    subscribers_count: int = SUBSCRIBERS,
+    processes: int = PROCESSES,
 ) -> None:
     async with AsyncExitStack() as stack:
         topic = bench.topic(result.name)
         server = await bench.herald(stack, result, [topic], workers)
         await seed_topic(server, topic)
-        per_process = split(SUBSCRIBERS, PROCESSES)
+        rss_before = server.meter.rss_bytes()
+        per_process = split(subscribers_count, processes)
         subscribers = await bench.spawn(
             stack,
             f"{result.name}-subscribers",
@@ -81,9 +106,16 @@ async def fanout(
             ],
         )
         result.note(
-            f"{SUBSCRIBERS} subscribers connected in "
+            f"{subscribers_count} subscribers connected in "
             f"{max(p.ready['connect_s'] for p in subscribers.processes):.1f}s "
-            f"by {PROCESSES} generator processes"
+            f"by {processes} generator processes"
+        )
+        result.add(
+            "rss_per_subscriber",
+            "server RSS per subscriber connection",
+            "KiB",
+            (server.meter.rss_bytes() - rss_before) / subscribers_count / 1024,
+            better="lower",
         )
         if workers > 1:
             # How the kernel spread the subscribers: each holds one descriptor in its worker.
