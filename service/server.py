@@ -26,6 +26,7 @@ from hypercorn.config import Config
 from hypercorn.typing import ASGIFramework
 
 from .app import create_app
+from .collector import COLLECTOR
 from .config import Settings
 from .tracing import Tracing
 from .transports.ws_extensions import decline_compression
@@ -110,15 +111,17 @@ async def run(
 def tune_garbage_collector(threshold: int) -> None:
     """Freeze what lives as long as the process; optionally collect cycles less often.
 
-    Everything alive once the app is built (modules, the app itself) is frozen: no
-    collection walks it again. ``threshold`` (0: Python's 700) is how many net new objects
-    start a collection of the youngest generation. During a catch-up the collector kept
-    walking the objects in flight (a fetch's records, the events queued for a client). A
-    higher threshold is not the default: the objects of a closed connection refer to each
-    other (the server's and Herald's alike), so only the collector frees them, and with
-    collections rarer, memory grows under connection churn.
+    Everything alive once the app is built (modules, the app itself) is frozen: no collection
+    walks it again; after that, what survives a full collection is frozen too, until connections
+    close (service/collector.py). ``threshold`` (0: Python's 700) is how many net new objects
+    start a collection of the youngest generation. During a catch-up the collector kept walking
+    the objects in flight (a fetch's records, the events queued for a client). A higher
+    threshold is not the default: the objects of a closed connection refer to each other (the
+    server's and Herald's alike), so only the collector frees them, and with collections rarer,
+    memory grows under connection churn.
     """
     gc.freeze()
+    COLLECTOR.install()
     if threshold:
         gc.set_threshold(threshold, 10, 10)
 

@@ -16,6 +16,7 @@ from functools import partial
 from .. import request_log, tasks
 from ..asgi import Receive, Scope, Send
 from ..auth import Principal, expiry_timer
+from ..collector import COLLECTOR
 from ..errors import HeraldError
 from ..outbox import Outbox
 from ..pulse import Pulse
@@ -190,6 +191,7 @@ class SseRoute:
             elif left and reason == request_log.ERROR:
                 reason = request_log.CLIENT_LEFT  # gone in the middle of a write
             lines.closed(reason, 1, outbox.delivered)
+            COLLECTOR.connection_closed()
             outbox.direct = None
             pulse.stop()
             if expiry is not None:

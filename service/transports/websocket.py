@@ -20,6 +20,7 @@ from typing import Any
 from .. import request_log, tasks
 from ..asgi import Receive, Scope, Send
 from ..auth import Principal, expiry_timer
+from ..collector import COLLECTOR
 from ..errors import Forbidden, HeraldError, Malformed, RateLimited, TooManySubscriptions
 from ..ingest import Ingest
 from ..limits import TokenBucket
@@ -274,6 +275,7 @@ class Connection:
                 self.outbox.delivered,
                 self.close_code,
             )
+            COLLECTOR.connection_closed()
             self.outbox.direct = None
             pulse.stop()
             if expiry is not None:

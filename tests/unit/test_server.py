@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.collector import COLLECTOR
 from service.server import tune_garbage_collector
 
 
@@ -14,6 +15,7 @@ from service.server import tune_garbage_collector
 def restored_gc() -> Iterator[None]:
     thresholds = gc.get_threshold()
     yield
+    COLLECTOR.uninstall()
     gc.unfreeze()
     gc.set_threshold(*thresholds)
 
@@ -34,3 +36,9 @@ def test_a_zero_threshold_keeps_pythons_own() -> None:
     tune_garbage_collector(0)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_the_freeze_and_thaw_policy_is_installed() -> None:
+    tune_garbage_collector(0)
+    assert COLLECTOR.installed
