@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import ipaddress
 import math
 import os
@@ -96,9 +95,6 @@ class Settings:
     topic_creations_per_hour: int = 10
     tls_cert: str = ""
     tls_key: str = ""
-    # host:port of a UDP socket for HTTP/3 (QUIC, always TLS: needs the certificate above and
-    # the http3 extra); empty: no HTTP/3. With --workers, the first worker serves it.
-    quic_bind: str = ""
     hsts_max_age_s: int = 31_536_000
     hsts_include_subdomains: bool = True
     # Limits.
@@ -216,11 +212,6 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     return value
 
 
-def _host_port(value: str) -> bool:
-    host, _, port = value.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment.
 
@@ -290,16 +281,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{_PREFIX}{name.upper()} names no readable file: {path}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("HERALD_TLS_CERT and HERALD_TLS_KEY go together")
-    for name in ("bind", "quic_bind"):
-        value = getattr(settings, name)
-        if (value or name == "bind") and not _host_port(value):
-            raise ConfigError(f"{_PREFIX}{name.upper()} must be host:port, not {value!r}")
-    if settings.quic_bind and not settings.tls_cert:
-        raise ConfigError(
-            "HERALD_QUIC_BIND needs HERALD_TLS_CERT and HERALD_TLS_KEY: QUIC is always TLS"
-        )
-    if settings.quic_bind and importlib.util.find_spec("aioquic") is None:
-        raise ConfigError("HERALD_QUIC_BIND needs the http3 extra: pip install 'herald[http3]'")
+    if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():
+        raise ConfigError(f"HERALD_BIND must be host:port, not {settings.bind!r}")
     _trusted_proxies(settings.trusted_proxies)
     positive = (
         "catchup_per_address",

@@ -34,9 +34,7 @@ from .transports.ws_extensions import decline_compression
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(settings: Settings, listen_fd: int | None = None, quic: bool = True) -> Config:
-    """Hypercorn's configuration for ``settings``; ``quic``: this process serves HTTP/3 too
-    (when HERALD_QUIC_BIND is set; with --workers only the first does)."""
+def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config:
     # No compressed WebSocket frames: each could inflate to far more than any size limit.
     decline_compression()
     config = Config()
@@ -62,15 +60,6 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None, quic: boo
         # With a certificate Hypercorn offers HTTP/2 (and HTTP/1.1) through ALPN.
         config.certfile = settings.tls_cert
         config.keyfile = settings.tls_key
-    if settings.quic_bind:
-        # One UDP socket, in one process: a QUIC connection's datagrams must all reach the
-        # process that holds it, which a port shared by several workers does not ensure.
-        if quic:
-            config.quic_bind = [settings.quic_bind]
-        # Every worker's TCP answers point browsers at it, as Hypercorn would by itself only
-        # in the worker that serves it.
-        port = int(settings.quic_bind.rsplit(":", 1)[1])
-        config.alt_svc_headers = [f'h3=":{port}"; ma=86400']
     return config
 
 
@@ -116,11 +105,7 @@ async def run(
     # mode="asgi": the router is an ASGI app whose call returns the route's coroutine, which
     # Hypercorn's own check (a coroutine function) would not recognise.
     app = cast("ASGIFramework", herald.asgi)
-    quic = bool(settings.quic_bind) and (worker is None or worker[1] == 0)
-    if quic:
-        log.info("HTTP/3 on udp://%s", settings.quic_bind)
-    config = hypercorn_config(settings, listen_fd, quic)
-    await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")
+    await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait, mode="asgi")
 
 
 def tune_garbage_collector(threshold: int) -> None:

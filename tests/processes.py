@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -150,11 +149,8 @@ class HeraldProcess:
         self, bootstrap: str, log_path: Path, args: list[str] | None = None, /, **settings: str
     ) -> None:
         self.port = free_port()
-        # With a certificate (``tls_cert``): HTTPS, and clients trust exactly that one.
-        self.certificate = settings.get("tls_cert")
-        secure = "s" if self.certificate else ""
-        self.base_url = f"http{secure}://127.0.0.1:{self.port}"
-        self.ws_url = f"ws{secure}://127.0.0.1:{self.port}"
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -203,8 +199,7 @@ class HeraldProcess:
 
     async def wait_readiness(self, ready: bool, within: float = 60.0) -> None:
         """Poll /readyz until it says ``ready`` (another process: there is no event to await)."""
-        verify = ssl.create_default_context(cafile=self.certificate) if self.certificate else True
-        async with httpx.AsyncClient(base_url=self.base_url, verify=verify) as client:
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
             async with asyncio.timeout(within):
                 while True:
                     assert self.process is not None and self.process.poll() is None, self.log()

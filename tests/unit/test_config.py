@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from service.config import ConfigError, Settings, load_settings
-from tests.certificates import quic_environ
 
 INT_FIELDS = [
     f.name
@@ -280,19 +279,3 @@ def test_secrets_stay_out_of_the_settings_repr() -> None:
         {"HERALD_JWT_SECRET": "s3cret-jwt-value", "HERALD_KAFKA_SASL_PASSWORD": "s3cret-kafka"}
     )
     assert "s3cret" not in repr(settings)
-
-
-def test_quic_needs_a_certificate() -> None:
-    with pytest.raises(ConfigError, match="HERALD_QUIC_BIND needs HERALD_TLS_CERT"):
-        load_settings({"HERALD_QUIC_BIND": "127.0.0.1:8443"})
-
-
-@pytest.mark.parametrize("value", ["8443", "127.0.0.1:", "127.0.0.1:99999", ":8443", "h:x"])
-def test_quic_bind_must_be_host_and_port(value: str) -> None:
-    with pytest.raises(ConfigError, match="HERALD_QUIC_BIND must be host:port"):
-        load_settings({"HERALD_QUIC_BIND": value})
-
-
-def test_quic_bind_with_a_certificate_is_taken(tmp_path: Path) -> None:
-    settings = load_settings(quic_environ(tmp_path))
-    assert settings.quic_bind == "127.0.0.1:8443"

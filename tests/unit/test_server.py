@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from service.collector import COLLECTOR
-from service.config import load_settings
-from service.server import hypercorn_config, tune_garbage_collector
-from tests.certificates import quic_environ
+from service.server import tune_garbage_collector
 
 
 @pytest.fixture
@@ -45,13 +42,3 @@ def test_a_zero_threshold_keeps_pythons_own() -> None:
 def test_the_freeze_and_thaw_policy_is_installed() -> None:
     tune_garbage_collector(0)
     assert COLLECTOR.installed
-
-
-def test_only_the_process_that_serves_quic_binds_it_but_every_one_advertises_it(
-    tmp_path: Path,
-) -> None:
-    settings = load_settings(quic_environ(tmp_path))
-    serving, other = hypercorn_config(settings), hypercorn_config(settings, quic=False)
-    assert serving.quic_bind == ["127.0.0.1:8443"] and other.quic_bind == []
-    assert serving.alt_svc_headers == other.alt_svc_headers == ['h3=":8443"; ma=86400']
-    assert hypercorn_config(load_settings({})).alt_svc_headers == []
