@@ -36,7 +36,7 @@ from .router import Route, Router
 from .streams import Streams
 from .topics import TopicPolicy
 from .tracing import Tracing, from_environment
-from .transports import fast_path
+from .transports import fast_path, h3
 from .transports.http import Answers, Request
 from .transports.http_history import HistoryRoute
 from .transports.http_publish import PublishRoute
@@ -139,7 +139,8 @@ def create_app(
     access_log = (
         AccessLog(lambda scope: gate.address(Request(scope))) if settings.access_log else None
     )
-    router = Router(routes, fallback, origins, answers, access_log)
+    quic = h3.load() if settings.quic_bind else None
+    router = Router(routes, fallback, origins, answers, access_log, quic)
     return Herald(router, lifecycle, quart, metrics)
 
 

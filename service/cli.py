@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     # ... and answer the other workers' /metrics in this directory, as this worker number.
     serve.add_argument("--metrics-dir", type=Path, help=argparse.SUPPRESS)
     serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    # ... and, the first worker with HERALD_QUIC_BIND, serve HTTP/3 on this UDP socket.
+    serve.add_argument("--quic-fd", type=int, help=argparse.SUPPRESS)
     check = commands.add_parser(
         "check-config", help="print the effective settings (secrets masked); non-zero on error"
     )
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         tracing.shutdown()  # each worker traces for itself
         return serve_workers(settings, args.workers, ["--bind", settings.bind])
     worker = None if args.metrics_dir is None else (args.metrics_dir, args.worker_index)
-    serve_one(settings, args.listen_fd, worker, tracing)
+    serve_one(settings, args.listen_fd, worker, tracing, args.quic_fd)
     return 0
 
 

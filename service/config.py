@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import ipaddress
 import math
 import os
@@ -95,6 +96,12 @@ class Settings:
     topic_creations_per_hour: int = 10
     tls_cert: str = ""
     tls_key: str = ""
+    # HTTP/3: a UDP host:port to serve QUIC on besides the TCP bind (needs the certificate);
+    # empty: no QUIC. TCP answers then advertise it (Alt-Svc) on the public port: the bind's,
+    # unless a load balancer in front listens on another one.
+    quic_bind: str = ""
+    quic_public_port: int = 0
+    quic_alt_svc_max_age_s: int = 86_400
     hsts_max_age_s: int = 31_536_000
     hsts_include_subdomains: bool = True
     # Limits.
@@ -154,6 +161,13 @@ class Settings:
         if self.kafka_sasl_password_file:
             return Path(self.kafka_sasl_password_file).read_text().strip()
         return self.kafka_sasl_password
+
+    @property
+    def quic_port(self) -> int:
+        """The UDP port clients are told to reach HTTP/3 on (Alt-Svc); 0 without QUIC."""
+        if not self.quic_bind:
+            return 0
+        return self.quic_public_port or int(self.quic_bind.rsplit(":", 1)[1])
 
     @property
     def host(self) -> str:
@@ -281,8 +295,11 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{_PREFIX}{name.upper()} names no readable file: {path}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("HERALD_TLS_CERT and HERALD_TLS_KEY go together")
-    if ":" not in settings.bind or not settings.bind.rsplit(":", 1)[1].isdigit():
-        raise ConfigError(f"HERALD_BIND must be host:port, not {settings.bind!r}")
+    for name in ("bind", "quic_bind"):
+        value = getattr(settings, name)
+        if (value or name == "bind") and not _is_host_port(value):
+            raise ConfigError(f"{_PREFIX}{name.upper()} must be host:port, not {value!r}")
+    _quic(settings)
     _trusted_proxies(settings.trusted_proxies)
     positive = (
         "catchup_per_address",
@@ -314,6 +331,28 @@ def _check(settings: Settings) -> None:
             f"{_PREFIX}CONSUMER_FETCH_MAX_WAIT_MS must be at least 0 and below"
             f" {_PREFIX}PUBLISH_TIMEOUT_S ({settings.kafka_request_timeout_ms} ms)"
         )
+
+
+def _is_host_port(value: str) -> bool:
+    return ":" in value and value.rsplit(":", 1)[1].isdigit()
+
+
+def _quic(settings: Settings) -> None:
+    """HTTP/3 only when asked for, and only with what it needs: TLS and aioquic."""
+    if not settings.quic_bind:
+        return
+    if not settings.tls_cert:
+        # QUIC has no cleartext form: it is TLS 1.3 or nothing.
+        raise ConfigError(f"{_PREFIX}QUIC_BIND needs {_PREFIX}TLS_CERT and {_PREFIX}TLS_KEY")
+    if importlib.util.find_spec("aioquic") is None:
+        raise ConfigError(
+            f"{_PREFIX}QUIC_BIND needs aioquic: install Herald with its http3 extra"
+            " (pip install 'herald[http3]'; the container image has it)"
+        )
+    if not 0 <= settings.quic_public_port <= 65_535:
+        raise ConfigError(f"{_PREFIX}QUIC_PUBLIC_PORT must be a port number (0: the bind's)")
+    if settings.quic_alt_svc_max_age_s < 1:
+        raise ConfigError(f"{_PREFIX}QUIC_ALT_SVC_MAX_AGE_S must be at least 1")
 
 
 def _trusted_proxies(value: str) -> None:

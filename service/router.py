@@ -16,6 +16,7 @@ from .asgi import App, Receive, Scope, Send
 from .browser_security import Origins, preflight
 from .errors import MethodNotAllowed
 from .request_log import AccessLog
+from .transports.h3 import Wrap, over_h3
 from .transports.http import Answers, Request
 
 # A route's handler: the ASGI call, with the path's named parts as keyword arguments.
@@ -41,7 +42,8 @@ class Route:
 class Router:
     """Sends each connection to its route, or to ``fallback`` (Quart) when no route has it.
 
-    Each request gets its id here (request_log), and with an ``access_log`` its line.
+    Each request gets its id here (request_log), and with an ``access_log`` its line. With
+    ``h3`` (HERALD_QUIC_BIND) an HTTP/3 response's ``send`` is wrapped (transports/h3.py).
     """
 
     def __init__(
@@ -51,12 +53,14 @@ class Router:
         origins: Origins,
         answers: Answers,
         access_log: AccessLog | None = None,
+        h3: Wrap | None = None,
     ) -> None:
         self._routes = routes
         self._fallback = fallback
         self._origins = origins
         self._answers = answers
         self._access_log = access_log
+        self._h3 = h3
 
     # Not a coroutine itself: it hands back the route's, so no frame of its own stays on the
     # stack of every open connection (thousands of them, mostly idle), unless the access log
@@ -65,6 +69,12 @@ class Router:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             return self._fallback(scope, receive, send)
+        if self._h3 is not None and over_h3(scope):
+            if kind == "websocket":
+                # WebSocket stays on HTTP/1.1 and HTTP/2: no browser offers it over HTTP/3
+                # (RFC 9220), and its fast path and limits are TCP's. Refused: a 403.
+                return send({"type": "websocket.close", "code": 1008})
+            send = self._h3(send) or send
         exchange = request_log.begin(scope)
         handling = self._route(scope, receive, send)
         if self._access_log is None:

@@ -1,7 +1,8 @@
 """Serving the app with Hypercorn; SIGTERM lets every stream say goodbye before it ends.
 
 ``serve_workers`` runs several such processes on one listening socket that they inherit
-from a parent, which forwards SIGTERM/SIGINT to them and waits for them to end.
+from a parent, which forwards SIGTERM/SIGINT to them and waits for them to end. With
+HTTP/3 one of them, the first, serves QUIC too: see ``serve_workers``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from .transports.ws_extensions import decline_compression
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config:
+def hypercorn_config(
+    settings: Settings, listen_fd: int | None = None, quic_fd: int | None = None
+) -> Config:
     # No compressed WebSocket frames: each could inflate to far more than any size limit.
     decline_compression()
     config = Config()
@@ -60,7 +63,20 @@ def hypercorn_config(settings: Settings, listen_fd: int | None = None) -> Config
         # With a certificate Hypercorn offers HTTP/2 (and HTTP/1.1) through ALPN.
         config.certfile = settings.tls_cert
         config.keyfile = settings.tls_key
+    if settings.quic_bind:
+        # HTTP/3 on UDP (``quic_fd``: a socket inherited from ``serve_workers``; a worker
+        # without one serves TCP only). Every worker's TCP answers advertise it all the same.
+        if listen_fd is None:
+            config.quic_bind = [settings.quic_bind]
+        elif quic_fd is not None:
+            config.quic_bind = [f"fd://{quic_fd}"]
+        config.alt_svc_headers = [alt_svc(settings)]
     return config
+
+
+def alt_svc(settings: Settings) -> str:
+    """The Alt-Svc value that sends a browser to HTTP/3 on the public QUIC port."""
+    return f'h3=":{settings.quic_port}"; ma={settings.quic_alt_svc_max_age_s}'
 
 
 def serve_one(
@@ -68,11 +84,12 @@ def serve_one(
     listen_fd: int | None = None,
     worker: tuple[Path, int] | None = None,
     tracing: Tracing | None = None,
+    quic_fd: int | None = None,
 ) -> None:
     """Run one Herald process on uvloop until SIGTERM/SIGINT (``worker``, ``tracing``: see
-    create_app)."""
+    create_app; ``listen_fd``, ``quic_fd``: the sockets of a worker of ``serve_workers``)."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run(settings, listen_fd, worker, tracing))
+        runner.run(run(settings, listen_fd, worker, tracing, quic_fd))
 
 
 async def run(
@@ -80,6 +97,7 @@ async def run(
     listen_fd: int | None = None,
     worker: tuple[Path, int] | None = None,
     tracing: Tracing | None = None,
+    quic_fd: int | None = None,
 ) -> None:
     herald = create_app(settings, worker=worker, tracing=tracing)
     tune_garbage_collector(settings.gc_threshold)
@@ -95,17 +113,20 @@ async def run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     scheme = "https" if settings.tls_cert else "http"
+    config = hypercorn_config(settings, listen_fd, quic_fd)
+    quic = f", HTTP/3 on UDP {settings.quic_bind}" if config.quic_bind else ""
     log.info(
-        "Herald on %s://%s (Kafka %s, pid %d)",
+        "Herald on %s://%s%s (Kafka %s, pid %d)",
         scheme,
         settings.bind,
+        quic,
         settings.kafka_bootstrap,
         os.getpid(),
     )
     # mode="asgi": the router is an ASGI app whose call returns the route's coroutine, which
     # Hypercorn's own check (a coroutine function) would not recognise.
     app = cast("ASGIFramework", herald.asgi)
-    await serve(app, hypercorn_config(settings, listen_fd), shutdown_trigger=stop.wait, mode="asgi")
+    await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")
 
 
 def tune_garbage_collector(threshold: int) -> None:
@@ -137,24 +158,48 @@ def listening_socket(bind: str) -> socket.socket:
     return sock
 
 
+def quic_socket(bind: str) -> socket.socket:
+    """A UDP socket bound to ``bind`` (host:port) that a child process may inherit."""
+    host, port = bind.rsplit(":", 1)
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, int(port)))
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_workers(settings: Settings, count: int, argv: list[str]) -> int:
     """Run ``count`` worker processes (``herald serve`` with ``argv``) on one socket.
 
     Each worker is a whole Herald: its own event loop, Kafka consumer and producer. The
     kernel hands each new connection to one of them. SIGTERM/SIGINT go on to every worker;
     if one ends by itself, the others are stopped too. Returns the exit status.
+
+    HTTP/3 is served by the first worker alone. A QUIC connection is not a socket the kernel
+    hands to one process: its datagrams would reach any worker sharing the UDP port, and
+    every one but the connection's own drops them (Hypercorn issue 114). TCP clients of
+    every worker are told where it is (Alt-Svc); a browser that cannot reach it stays on TCP.
     """
     sock = listening_socket(settings.bind)
     fd = sock.fileno()
+    quic = quic_socket(settings.quic_bind) if settings.quic_bind else None
     # Where the workers answer each other's /metrics (see worker_metrics.py).
     metrics_dir = tempfile.mkdtemp(prefix="herald-metrics-")
     command = [sys.executable, "-m", "service", "serve", *argv, "--listen-fd", str(fd)]
     command += ["--metrics-dir", metrics_dir]
-    workers = [
-        subprocess.Popen([*command, "--worker-index", str(index)], pass_fds=(fd,))
-        for index in range(count)
-    ]
+
+    def start(index: int) -> subprocess.Popen[bytes]:
+        if index or quic is None:
+            return subprocess.Popen([*command, "--worker-index", str(index)], pass_fds=(fd,))
+        quic_fd = quic.fileno()
+        extra = ["--worker-index", "0", "--quic-fd", str(quic_fd)]
+        return subprocess.Popen([*command, *extra], pass_fds=(fd, quic_fd))
+
+    workers = [start(index) for index in range(count)]
     sock.close()  # the workers hold it now
+    if quic is not None:
+        quic.close()
     log.info("Herald on %s: %d workers (pids %s)", settings.bind, count, [w.pid for w in workers])
     try:
         return _supervise(workers)

@@ -75,8 +75,17 @@ async def sse(
     """
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=30, **client_options) as client,
-        client.stream("GET", path, headers=headers) as response,
+        sse_on(client, path, headers) as stream,
     ):
+        yield stream
+
+
+@asynccontextmanager
+async def sse_on(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[SseStream]:
+    """``sse`` on a client of the caller's (HTTP/2, HTTP/3: tests/h3_client.py)."""
+    async with client.stream("GET", path, headers=headers) as response:
         assert response.status_code == 200, await response.aread()
         stream = SseStream(response)
         first = await stream.next()

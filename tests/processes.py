@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,6 +28,13 @@ CLUSTER_SCRIPT = ROOT / "deploy" / "kafka" / "cluster.sh"
 
 def free_port() -> int:
     with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
@@ -149,8 +157,15 @@ class HeraldProcess:
         self, bootstrap: str, log_path: Path, args: list[str] | None = None, /, **settings: str
     ) -> None:
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        # With a certificate: HTTPS, trusted by the process's clients (the test's own CA
+        # travels in the certificate file); with ``quic_bind`` too, HTTP/3 at ``quic_url``.
+        secure = "s" if "tls_cert" in settings else ""
+        self.base_url = f"http{secure}://127.0.0.1:{self.port}"
+        self.ws_url = f"ws{secure}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=settings["tls_cert"]) if secure else True
+        )
+        self.quic_url = f"https://{settings['quic_bind']}" if "quic_bind" in settings else ""
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -199,7 +214,7 @@ class HeraldProcess:
 
     async def wait_readiness(self, ready: bool, within: float = 60.0) -> None:
         """Poll /readyz until it says ``ready`` (another process: there is no event to await)."""
-        async with httpx.AsyncClient(base_url=self.base_url) as client:
+        async with httpx.AsyncClient(base_url=self.base_url, verify=self.verify) as client:
             async with asyncio.timeout(within):
                 while True:
                     assert self.process is not None and self.process.poll() is None, self.log()

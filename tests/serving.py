@@ -70,6 +70,12 @@ class InProcess:
         return self.settings.port
 
     @property
+    def quic_url(self) -> str:
+        """Where HTTP/3 is served (with ``quic_bind`` given, any address: a free UDP port)."""
+        assert self.settings.quic_bind, "this server serves no HTTP/3"
+        return f"https://{self.settings.quic_bind}"
+
+    @property
     def memory(self) -> MemoryKafka:
         """The in-memory cluster (for tests that make it fail or forget)."""
         assert isinstance(self.kafka, MemoryKafka), "this server runs on a real Kafka"
@@ -91,11 +97,18 @@ async def in_process(
     listener.bind(("127.0.0.1", 0))
     listener.listen(512)
     port = listener.getsockname()[1]
+    quic_fd = None
+    if "quic_bind" in settings:
+        # HTTP/3 on a UDP socket of its own, as ``serve --workers`` hands one to a worker.
+        quic = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        quic.bind(("127.0.0.1", 0))
+        settings["quic_bind"] = f"127.0.0.1:{quic.getsockname()[1]}"
+        quic_fd = quic.detach()
     config_settings = settings_of(f"127.0.0.1:{port}", **settings)
     kafka = kafka or MemoryKafka()
     herald = create_app(config_settings, kafka, tracing=tracing or Tracing())
-    # Hypercorn takes the listening socket over (and closes it when it stops).
-    config = hypercorn_config(config_settings, listener.detach())
+    # Hypercorn takes the sockets over (and closes them when it stops).
+    config = hypercorn_config(config_settings, listener.detach(), quic_fd)
     stop = asyncio.Event()
     app = cast(ASGIFramework, herald.asgi)
     serving = asyncio.create_task(

@@ -25,6 +25,7 @@ from ..request_log import ConnectionLog
 from ..subscription import Subscription
 from ..wire import Format, dump_json, lag_frame, run_sse_chunks, sse_frame
 from .catch_up import cancel, start_catch_up
+from .h3 import QuicWindow, drained
 from .http import Body, Request
 from .params import key_param, mode_param
 from .streaming import StreamParts
@@ -101,6 +102,8 @@ class SseRoute:
             outbox.wake()
 
         handler = asyncio.current_task()
+        # Over HTTP/3 a write is done once the client acknowledged it (see h3.py).
+        window = send if isinstance(send, QuicWindow) else None
         expired: list[bool] = []
 
         def on_expiry() -> None:
@@ -167,6 +170,9 @@ class SseRoute:
                     # HERALD_SEND_TIMEOUT_S to go.
                     pulse.writing(monotonic())
                     await _body(send, b"".join(f for f in frames if isinstance(f, bytes)))
+                    if window is not None and not await drained(window):
+                        left.append(True)
+                        continue
                     outbox.writing_since = 0.0
                     outbox.written()
                 if cut or failed:
@@ -188,6 +194,8 @@ class SseRoute:
         finally:
             if cut:
                 reason = request_log.STUCK
+                if window is not None:
+                    await window.abort()  # what the stream still holds goes with it
             elif left and reason == request_log.ERROR:
                 reason = request_log.CLIENT_LEFT  # gone in the middle of a write
             lines.closed(reason, 1, outbox.delivered)

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..certificates import make_certificates
 from ..processes import HeraldProcess
-from ..secure_kafka import SCRAM_MECHANISM, SecureKafkaBroker, make_certificates
+from ..secure_kafka import SCRAM_MECHANISM, SecureKafkaBroker
 
 WRONG_PASSWORD = "not-the-password-Zq81"
 # Retries seen before the log is read: enough that a line per retry would show.

@@ -27,6 +27,19 @@ SHARED = {
     "access_log": "true",
 }
 
+# A page origin the secured servers list (HERALD_ALLOWED_ORIGINS).
+APP = "https://app.example"
+# Access enforced: it-* is declared public, everything else (priv-*) needs a token; only
+# tokens publish; one listed page origin.
+SECURED = {
+    "topics": "(it|priv)-.*",
+    "public_topics": "it-.*",
+    "publish_open": "false",
+    "jwt_secret": SECRET,
+    "jwt_leeway_s": "0",
+    "allowed_origins": APP,
+}
+
 
 @pytest.fixture(scope="module", params=["auto", "off"], ids=["direct", "asgi"])
 def direct_writes(request: pytest.FixtureRequest) -> str:

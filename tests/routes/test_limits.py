@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
+from ..certificates import make_certificates
 from ..clients import sse, ws_recv, ws_send
 from ..serving import InProcess, StartServer
 from ..tokens import SECRET, token
@@ -161,39 +157,14 @@ async def test_the_global_connection_cap_answers_503(capped: InProcess, topic: s
     assert int(third.headers["retry-after"]) > 0
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_tls_serves_http2_with_hsts(
     function_server_factory: StartServer, tmp_path: Path, topic: str
 ) -> None:
-    cert, key = self_signed(tmp_path)
-    server = await function_server_factory(topics="it-.*", tls_cert=str(cert), tls_key=str(key))
-    context = ssl.create_default_context(cafile=str(cert))
-    context.check_hostname = False
+    certs = make_certificates(tmp_path)
+    server = await function_server_factory(
+        topics="it-.*", tls_cert=str(certs.server_cert), tls_key=str(certs.server_key)
+    )
+    context = ssl.create_default_context(cafile=str(certs.ca_file))
     async with httpx.AsyncClient(base_url=server.base_url, http2=True, verify=context) as client:
         response = await client.get("/healthz")
         # Herald's own ASGI routes answer the same over HTTP/2 as Quart's.

@@ -13,22 +13,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ..clients import sse, ws_recv, ws_recv_op, ws_send
 from ..serving import InProcess, StartServer
 from ..tokens import SECRET, token
-
-APP = "https://app.example"
+from .conftest import APP, SECURED
 
 
 @pytest.fixture(scope="module")
 async def secure(module_server_factory: StartServer) -> AsyncIterator[InProcess]:
-    yield await module_server_factory(
-        topics="(it|priv)-.*",
-        # Declared public: it-*; everything else (priv-*) needs a token.
-        public_topics="it-.*",
-        publish_open="false",
-        jwt_secret=SECRET,
-        jwt_leeway_s="0",
-        allowed_origins=APP,
-        max_subscriptions="3",
-    )
+    yield await module_server_factory(**SECURED, max_subscriptions="3")
 
 
 @pytest.fixture

@@ -279,3 +279,38 @@ def test_secrets_stay_out_of_the_settings_repr() -> None:
         {"HERALD_JWT_SECRET": "s3cret-jwt-value", "HERALD_KAFKA_SASL_PASSWORD": "s3cret-kafka"}
     )
     assert "s3cret" not in repr(settings)
+
+
+def test_http3_needs_the_tls_certificate() -> None:
+    with pytest.raises(ConfigError, match="HERALD_QUIC_BIND needs HERALD_TLS_CERT"):
+        load_settings({"HERALD_QUIC_BIND": "127.0.0.1:8443"})
+
+
+def test_http3_needs_aioquic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"herald\[http3\]"):
+        load_settings({"HERALD_QUIC_BIND": "127.0.0.1:8443", **_tls(tmp_path)})
+
+
+@pytest.mark.parametrize("bind", ["8443", "localhost:", "localhost:https"])
+def test_a_quic_bind_without_port_raises_config_error(bind: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="HERALD_QUIC_BIND must be host:port"):
+        load_settings({"HERALD_QUIC_BIND": bind, **_tls(tmp_path)})
+
+
+def test_http3_is_advertised_on_the_bind_port_unless_a_public_one_is_given(
+    tmp_path: Path,
+) -> None:
+    assert load_settings({}).quic_port == 0  # no QUIC unless asked for
+    quic = {"HERALD_QUIC_BIND": "0.0.0.0:8443", **_tls(tmp_path)}
+    assert load_settings(quic).quic_port == 8443
+    assert load_settings({**quic, "HERALD_QUIC_PUBLIC_PORT": "443"}).quic_port == 443
+
+
+def _tls(directory: Path) -> dict[str, str]:
+    for name in ("cert.pem", "key.pem"):
+        (directory / name).write_text("-")
+    return {
+        "HERALD_TLS_CERT": str(directory / "cert.pem"),
+        "HERALD_TLS_KEY": str(directory / "key.pem"),
+    }

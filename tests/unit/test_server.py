@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from service.collector import COLLECTOR
-from service.server import tune_garbage_collector
+from service.config import Settings
+from service.server import hypercorn_config, tune_garbage_collector
 
 
 @pytest.fixture
@@ -42,3 +43,25 @@ def test_a_zero_threshold_keeps_pythons_own() -> None:
 def test_the_freeze_and_thaw_policy_is_installed() -> None:
     tune_garbage_collector(0)
     assert COLLECTOR.installed
+
+
+TLS = {"tls_cert": "cert.pem", "tls_key": "key.pem"}
+
+
+def test_without_quic_nothing_is_advertised() -> None:
+    config = hypercorn_config(Settings(**TLS))
+    assert (config.quic_bind, config.alt_svc_headers) == ([], [])
+
+
+def test_one_process_serves_quic_on_its_bind_and_advertises_it() -> None:
+    config = hypercorn_config(Settings(quic_bind="127.0.0.1:8443", **TLS))
+    assert config.quic_bind == ["127.0.0.1:8443"]
+    assert config.alt_svc_headers == ['h3=":8443"; ma=86400']
+
+
+def test_of_the_workers_only_the_one_given_the_udp_socket_serves_quic() -> None:
+    settings = Settings(quic_bind="0.0.0.0:8443", quic_public_port=443, **TLS)
+    first, other = hypercorn_config(settings, 3, 4), hypercorn_config(settings, 3)
+    assert (first.quic_bind, other.quic_bind) == (["fd://4"], [])
+    # Every worker's TCP answers send browsers to the one serving it.
+    assert first.alt_svc_headers == other.alt_svc_headers == ['h3=":443"; ma=86400']
