@@ -72,8 +72,8 @@ class Router:
         if self._h3 is not None and over_h3(scope):
             if kind == "websocket":
                 # WebSocket stays on HTTP/1.1 and HTTP/2: no browser offers it over HTTP/3
-                # (RFC 9220), and its fast path and limits are TCP's. Refused: a 403.
-                return send({"type": "websocket.close", "code": 1008})
+                # (RFC 9220), and its fast path and limits are TCP's.
+                return _refuse_websocket(send)
             send = self._h3(send) or send
         exchange = request_log.begin(scope)
         handling = self._route(scope, receive, send)
@@ -105,3 +105,12 @@ class Router:
         allowed = ", ".join(sorted(route.methods))
         error = MethodNotAllowed(f"{request.method[:20]} is not allowed here; use {allowed}")
         await self._answers.problem(send, request, route.name, error, [("Allow", allowed)])
+
+
+async def _refuse_websocket(send: Send) -> None:
+    """A 403 as an answer of its own: Hypercorn's for a closed handshake names a connection
+    header, which HTTP/3 forbids (the client would drop the whole connection)."""
+    body = b"WebSocket is served over HTTP/1.1 and HTTP/2, not HTTP/3"
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})

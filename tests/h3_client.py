@@ -22,7 +22,7 @@ from aioquic.h3.connection import H3_ALPN, ErrorCode, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import QuicEvent
+from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 
 class _Http3(QuicConnectionProtocol):
@@ -31,9 +31,13 @@ class _Http3(QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.http = H3Connection(self._quic)
-        self.streams: dict[int, asyncio.Queue[H3Event]] = {}
+        # Each stream's events; None once the connection ended.
+        self.streams: dict[int, asyncio.Queue[H3Event | None]] = {}
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ConnectionTerminated):
+            for queue in self.streams.values():
+                queue.put_nowait(None)  # what waits for a stream learns it ended
         for http_event in self.http.handle_event(event):
             if isinstance(http_event, HeadersReceived | DataReceived):
                 queue = self.streams.get(http_event.stream_id)
@@ -52,6 +56,12 @@ class _Http3(QuicConnectionProtocol):
             self.transmit()
 
 
+def _alive(event: H3Event | None) -> H3Event:
+    if event is None:
+        raise httpx.RemoteProtocolError("the QUIC connection ended")
+    return event
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, protocol: _Http3, stream_id: int, ended: bool) -> None:
         self._protocol = protocol
@@ -61,7 +71,7 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         queue = self._protocol.streams[self._stream_id]
         while not self._ended:
-            event = await queue.get()
+            event = _alive(await queue.get())
             self._ended = getattr(event, "stream_ended", False)
             if isinstance(event, DataReceived) and event.data:
                 yield event.data
@@ -82,11 +92,15 @@ class H3Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         protocol = self._protocol
         stream_id = protocol.new_stream()
+        # An extended CONNECT (RFC 9220: WebSocket over HTTP/3) names its protocol.
+        tunnel = request.extensions.get("protocol")
+        connect = [(b":protocol", tunnel.encode())] if tunnel else []
         headers = [
             (b":method", request.method.encode()),
             (b":scheme", request.url.raw_scheme),
             (b":authority", request.url.netloc),
             (b":path", request.url.raw_path),
+            *connect,
         ] + [
             (name.lower(), value)
             for name, value in request.headers.raw
@@ -96,9 +110,10 @@ class H3Transport(httpx.AsyncBaseTransport):
         assert isinstance(request.stream, httpx.AsyncByteStream)
         async for chunk in request.stream:
             protocol.http.send_data(stream_id, chunk, end_stream=False)
-        protocol.http.send_data(stream_id, b"", end_stream=True)
+        if request.method != "CONNECT":  # a tunnel (a WebSocket) stays open
+            protocol.http.send_data(stream_id, b"", end_stream=True)
         protocol.transmit()
-        event = await protocol.streams[stream_id].get()
+        event = _alive(await protocol.streams[stream_id].get())
         assert isinstance(event, HeadersReceived), event
         status = next(int(value) for name, value in event.headers if name == b":status")
         return httpx.Response(

@@ -7,7 +7,8 @@ makes a write over HTTP/3 count as in progress until the client has acknowledged
 ``WINDOW`` bytes of its stream (what an asyncio transport's write buffer is to TCP): then
 the send deadline and the bounded queue behind it hold as they do over TCP. How much a
 stream holds is Hypercorn's and aioquic's inside, so it comes from a quarantined module
-(h3_inside.py), loaded only when HERALD_QUIC_BIND is set.
+(h3_inside.py), loaded only when HERALD_QUIC_BIND is set; it also keeps a failure in
+Hypercorn's handling of one QUIC connection from ending HTTP/3 for all.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def load() -> Wrap:
             "HTTP/3 is not served by this Hypercorn or aioquic release (see the log):"
             " unset HERALD_QUIC_BIND or install a tested one"
         )
+    h3_inside.contain()
     return h3_inside.wrap
 
 

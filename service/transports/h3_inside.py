@@ -9,6 +9,11 @@ stream would take memory for every event until the process ran out. Nor does Hyp
 the app when the QUIC connection ends or the client stops the stream (no http.disconnect),
 and aioquic raises on a write to a stream the client stopped. ``QuicSend`` wraps a stream's
 ``send`` with what the routes need to treat it as they treat a TCP connection.
+
+And a client must not bring HTTP/3 down for everyone: an exception in Hypercorn's handling of
+one connection's frames (a body still arriving for a request already answered, a refused
+WebSocket request sending on) ends Hypercorn's whole QUIC server task. ``contain`` keeps
+such an exception to the connection that caused it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 
 from aioquic.h3.connection import ErrorCode, H3Connection
 from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import QuicEvent
 from hypercorn.protocol.h3 import H3Protocol
 from hypercorn.protocol.http_stream import HTTPStream
 
@@ -46,6 +52,33 @@ def probe() -> bool:
         log.error("HTTP/3: this Hypercorn or aioquic lacks %s", ", ".join(missing))
         return False
     return True
+
+
+def contain() -> None:
+    """Make Hypercorn's HTTP/3 protocol answer for one connection's failures itself."""
+    handle = H3Protocol.handle
+    if getattr(handle, "herald_contained", False):
+        return
+
+    async def contained(self: H3Protocol, event: QuicEvent) -> None:
+        try:
+            await handle(self, event)
+        except KeyError as exc:
+            # Body for a stream Hypercorn let go of (answered before its body was all in,
+            # such as a 413): the client is told to stop sending it.
+            quic = self.connection._quic
+            stream_id = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if stream_id is None or stream_id not in quic._streams:
+                raise
+            quic.stop_stream(stream_id, ErrorCode.H3_REQUEST_CANCELLED)
+            await self.send()
+        except Exception:
+            log.warning("HTTP/3: closing a connection Hypercorn failed to handle", exc_info=True)
+            self.connection._quic.close(error_code=ErrorCode.H3_INTERNAL_ERROR)
+            await self.send()
+
+    contained.herald_contained = True  # type: ignore[attr-defined]
+    H3Protocol.handle = contained  # type: ignore[method-assign,assignment]
 
 
 def wrap(send: Send) -> QuicSend | None:

@@ -297,3 +297,34 @@ async def lagging_total(client: httpx.AsyncClient) -> float:
     text = (await client.get("/metrics")).text
     line = next(x for x in text.splitlines() if x.startswith("herald_subscribers_lagging_total"))
     return float(line.split()[-1])
+
+
+async def test_websocket_stays_on_tcp(strict: InProcess, certificates: Certificates) -> None:
+    async with client_over("h3", strict, certificates) as client:
+        refused = await client.request(
+            "CONNECT",
+            "/v1/ws",
+            headers={"Sec-WebSocket-Version": "13", "Sec-WebSocket-Protocol": "herald.v1.json"},
+            extensions={"protocol": "websocket"},
+        )
+    assert refused.status_code == 403
+
+
+async def test_a_bad_websocket_request_over_http3_harms_no_one_else(
+    strict: InProcess, certificates: Certificates
+) -> None:
+    async with client_over("h3", strict, certificates) as other:
+        # Data right behind the request: Hypercorn answers it with headers that HTTP/3
+        # forbids, then fails on the stream; the bad client's connection ends, no one else's.
+        with pytest.raises(httpx.RemoteProtocolError):
+            async with client_over("h3", strict, certificates) as client:
+                await client.request(
+                    "CONNECT",
+                    "/v1/ws",
+                    headers={"Sec-WebSocket-Version": "13"},
+                    content=b"not a frame",
+                    extensions={"protocol": "websocket"},
+                )
+        assert (await other.get("/readyz")).status_code == 200
+        async with client_over("h3", strict, certificates) as newcomer:
+            assert (await newcomer.get("/readyz")).status_code == 200
