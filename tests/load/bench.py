@@ -92,6 +92,13 @@ class ScenarioResult:
         if text not in self.notes:
             self.notes.append(text)
 
+    def keep_profile(self, label: str, window: Window, profile_to: Path | None) -> None:
+        """Write the summary of ``window``'s profile beside ``profile_to``, listed as ``label``."""
+        if window.profile is not None and profile_to is not None:
+            summary = profile_to.with_suffix(".summary.txt")
+            summary.write_text(window.profile.text())
+            self.profiles[label] = str(summary)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
