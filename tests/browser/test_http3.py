@@ -9,65 +9,39 @@ WebSocket over HTTP/3), so the page streams over Server-Sent Events.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from ..certificates import Certificates, make_certificates
-from ..processes import HeraldProcess, serving
-from .conftest import CHROMIUM, CHROMIUM_ARGS, TOPICS
+from ..processes import QuicHerald, quic_herald, serving
+from .conftest import CHROMIUM_ARGS, TOPICS, chromium
 from .demo_page import DemoPage, texts
-
-
-@dataclass
-class Origin:
-    server: HeraldProcess
-    certificates: Certificates
 
 
 @pytest.fixture(scope="module")
 async def origin(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Origin]:
-    directory = tmp_path_factory.mktemp("http3-browser")
-    certificates = make_certificates(directory / "tls")
-    server = HeraldProcess(
-        kafka_bootstrap,
-        directory / "herald.log",
-        topics=TOPICS,
-        tls_cert=str(certificates.server_cert),
-        tls_key=str(certificates.server_key),
-        shutdown_grace_s="1",
-    )
-    # The same port number on UDP: a forced-QUIC origin is reached at its own port.
-    server.env["HERALD_QUIC_BIND"] = f"127.0.0.1:{server.port}"
-    async with serving(server):
-        yield Origin(server, certificates)
+) -> AsyncIterator[QuicHerald]:
+    herald = quic_herald(kafka_bootstrap, tmp_path_factory.mktemp("http3-browser"), topics=TOPICS)
+    async with serving(herald.process):
+        yield herald
 
 
 @pytest.fixture(scope="module")
-async def quic_browser(origin: Origin) -> AsyncIterator[Browser]:
-    host = f"127.0.0.1:{origin.server.port}"
+async def quic_browser(origin: QuicHerald) -> AsyncIterator[Browser]:
     args = [arg for arg in CHROMIUM_ARGS if arg != "--disable-quic"] + [
         "--enable-quic",
-        f"--origin-to-force-quic-on={host}",
+        f"--origin-to-force-quic-on=127.0.0.1:{origin.process.port}",
         f"--ignore-certificate-errors-spki-list={origin.certificates.server_spki}",
     ]
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=args
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium(args) as launched:
+        yield launched
 
 
 async def test_the_demo_page_gets_every_event_over_sse_on_http3(
-    quic_browser: Browser, origin: Origin, feed_topic: str, user: str
+    quic_browser: Browser, origin: QuicHerald, feed_topic: str, user: str
 ) -> None:
     context = await quic_browser.new_context()
     try:
@@ -86,13 +60,13 @@ async def test_the_demo_page_gets_every_event_over_sse_on_http3(
             ),
         )
         await cdp.send("Network.enable")
-        demo = await DemoPage(page, origin.server, feed_topic, user).open()
+        demo = await DemoPage(page, origin.process, feed_topic, user).open()
         await demo.wait_open("sse")
         words = [f"w{n}" for n in range(10)]
-        async with httpx.AsyncClient(verify=origin.server.verify) as client:
+        async with httpx.AsyncClient(verify=origin.process.verify) as client:
             for word in words:  # over TCP, as a backend publishes
                 answer = await client.post(
-                    f"{origin.server.base_url}/v1/topics/{feed_topic}/events",
+                    f"{origin.process.base_url}/v1/topics/{feed_topic}/events",
                     json={"key": "k", "data": {"text": word}},
                 )
                 assert answer.status_code == 201, answer.text
