@@ -12,11 +12,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
+
+from .certificates import Certificates, make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
@@ -28,13 +31,6 @@ CLUSTER_SCRIPT = ROOT / "deploy" / "kafka" / "cluster.sh"
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
@@ -158,14 +154,14 @@ class HeraldProcess:
     ) -> None:
         self.port = free_port()
         # With a certificate: HTTPS, trusted by the process's clients (the test's own CA
-        # travels in the certificate file); with ``quic_bind`` too, HTTP/3 at ``quic_url``.
+        # travels in the certificate file). HTTP/3, where it is served: ``quic_url``.
         secure = "s" if "tls_cert" in settings else ""
         self.base_url = f"http{secure}://127.0.0.1:{self.port}"
         self.ws_url = f"ws{secure}://127.0.0.1:{self.port}"
         self.verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=settings["tls_cert"]) if secure else True
         )
-        self.quic_url = f"https://{settings['quic_bind']}" if "quic_bind" in settings else ""
+        self.quic_url = ""
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -241,6 +237,36 @@ class HeraldProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@dataclass
+class QuicHerald:
+    """A Herald serving HTTPS and HTTP/3 (``process.quic_url``), with the certificates its
+    clients trust."""
+
+    process: HeraldProcess
+    certificates: Certificates
+
+
+def quic_herald(
+    bootstrap: str, directory: Path, args: list[str] | None = None, /, **settings: str
+) -> QuicHerald:
+    """A HeraldProcess (not started) with a certificate of a CA made for it, and QUIC on the
+    same port number as TCP: a browser told to force QUIC for an origin goes to its port."""
+    certificates = make_certificates(directory / "tls")
+    process = HeraldProcess(
+        bootstrap,
+        directory / "herald.log",
+        args,
+        tls_cert=str(certificates.server_cert),
+        tls_key=str(certificates.server_key),
+        # Hypercorn's QUIC server ends only once a datagram comes or the grace is over.
+        shutdown_grace_s="1",
+        **settings,
+    )
+    process.env["HERALD_QUIC_BIND"] = f"127.0.0.1:{process.port}"
+    process.quic_url = f"https://127.0.0.1:{process.port}"
+    return QuicHerald(process, certificates)
 
 
 P = TypeVar("P", bound=HeraldProcess)

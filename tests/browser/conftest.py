@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -33,18 +34,25 @@ TOPICS = r"(notifications|br-[A-Za-z0-9._-]+)"
 FAST_BACKOFF = "100,1000"
 
 
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the session; every launch gets a fresh temporary profile."""
+@asynccontextmanager
+async def chromium(args: list[str]) -> AsyncIterator[Browser]:
+    """A headless Chromium with ``args``, with a fresh temporary profile, closed after."""
     assert os.access(CHROMIUM, os.X_OK), f"no {CHROMIUM}: `make test-deps` installs it"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=args
         )
         try:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session."""
+    async with chromium(CHROMIUM_ARGS) as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

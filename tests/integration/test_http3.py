@@ -4,47 +4,27 @@ aioquic's client over loopback UDP: streams, snapshots, long-polls, publishing, 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from ..certificates import Certificates, make_certificates
 from ..clients import sse
 from ..h3_client import h3_connection
-from ..processes import HeraldProcess, free_udp_port, serving
-
-
-@dataclass
-class QuicServer:
-    process: HeraldProcess
-    certificates: Certificates
-    quic_port: int
+from ..processes import QuicHerald, quic_herald, serving
 
 
 @pytest.fixture(scope="module")
 async def quic_server(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[QuicServer]:
-    directory = tmp_path_factory.mktemp("http3")
-    certificates = make_certificates(directory / "tls")
-    port = free_udp_port()
-    process = HeraldProcess(
-        kafka_bootstrap,
-        directory / "herald.log",
-        ["--workers", "2"],
-        topics="it-.*",
-        tls_cert=str(certificates.server_cert),
-        tls_key=str(certificates.server_key),
-        quic_bind=f"127.0.0.1:{port}",
-        # Hypercorn's QUIC server ends only once a datagram comes or the grace is over.
-        shutdown_grace_s="1",
+) -> AsyncIterator[QuicHerald]:
+    herald = quic_herald(
+        kafka_bootstrap, tmp_path_factory.mktemp("http3"), ["--workers", "2"], topics="it-.*"
     )
-    async with serving(process):
-        yield QuicServer(process, certificates, port)
+    async with serving(herald.process):
+        yield herald
 
 
-async def test_every_endpoint_answers_over_http3(quic_server: QuicServer, topic: str) -> None:
+async def test_every_endpoint_answers_over_http3(quic_server: QuicHerald, topic: str) -> None:
     url = quic_server.process.quic_url
     async with (
         h3_connection(url, quic_server.certificates.ca_file) as quic,
@@ -87,9 +67,9 @@ async def test_every_endpoint_answers_over_http3(quic_server: QuicServer, topic:
         assert bad.status_code == 400
 
 
-async def test_every_worker_advertises_http3_on_tcp(quic_server: QuicServer) -> None:
+async def test_every_worker_advertises_http3_on_tcp(quic_server: QuicHerald) -> None:
     # Connections go to either worker; only the first serves QUIC, both advertise it.
-    expected = f'h3=":{quic_server.quic_port}"; ma=86400'
+    expected = f'h3=":{quic_server.process.port}"; ma=86400'
     for _ in range(6):
         async with httpx.AsyncClient(verify=quic_server.process.verify) as client:
             response = await client.get(f"{quic_server.process.base_url}/healthz")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import statistics
 import time
 import uuid
@@ -353,14 +354,19 @@ async def seed_topic(server: Server, topic: str, events: int = 1) -> None:
     next see live events at once.
     """
     async with asyncio.timeout(60):
+        verify = server.process.verify
         async with connect(
-            f"ws://127.0.0.1:{server.port}/v1/ws", subprotocols=[Subprotocol("herald.v1.json")]
+            f"{server.process.ws_url}/v1/ws",
+            subprotocols=[Subprotocol("herald.v1.json")],
+            ssl=verify if isinstance(verify, ssl.SSLContext) else None,
         ) as ws:
             await ws.send(json.dumps({"op": "subscribe", "topic": topic}))
             while json.loads(await ws.recv()).get("op") != "subscribed":
                 pass
             body = [{"data": {"ts": time.time(), "seq": -1 - i}} for i in range(events)]
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=server.base_url, timeout=30, verify=verify
+            ) as client:
                 response = await client.post(
                     f"/v1/topics/{topic}/events",
                     json=body,

@@ -13,6 +13,7 @@ import contextlib
 import json
 import resource
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
@@ -44,6 +45,11 @@ def raise_fd_limit() -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def client_tls(ca_file: str | None) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``ca_file`` (a server's test CA); None: plain TCP."""
+    return None if ca_file is None else ssl.create_default_context(cafile=ca_file)
 
 
 def process_cpu_s() -> float:

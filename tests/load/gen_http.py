@@ -16,11 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import time
 from collections import Counter
 from typing import Any
 
-from .control import MAX_LIFETIME_S, emit, process_cpu_s, run_generator, serve_commands
+from .control import (
+    MAX_LIFETIME_S,
+    client_tls,
+    emit,
+    process_cpu_s,
+    run_generator,
+    serve_commands,
+)
 from .gen_ws import key_name
 from .histogram import Histogram
 from .httpclient import HttpConnection
@@ -40,13 +48,16 @@ def event_body(seq: int, pad: str, key: str | None) -> dict[str, Any]:
 class Pool:
     """Keep-alive connections, reused across commands, and the headers every POST carries."""
 
-    def __init__(self, port: int, post_headers: dict[str, str]) -> None:
+    def __init__(
+        self, port: int, post_headers: dict[str, str], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.port = port
         self.post_headers = {**JSON, **post_headers}
+        self.tls = tls
         self.idle: list[HttpConnection] = []
 
     def take(self) -> HttpConnection:
-        return self.idle.pop() if self.idle else HttpConnection(HOST, self.port)
+        return self.idle.pop() if self.idle else HttpConnection(HOST, self.port, self.tls)
 
     def give(self, connection: HttpConnection) -> None:
         self.idle.append(connection)
@@ -194,13 +205,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.load.gen_http")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", help="a bearer token for the POSTs")
+    parser.add_argument("--ca-file", help="HTTPS, trusting this CA (the server's test CA)")
     parser.add_argument("--lifetime", type=float, default=MAX_LIFETIME_S)
     return parser.parse_args()
 
 
 async def main() -> None:
     args = parse_args()
-    pool = Pool(args.port, {"Authorization": f"Bearer {args.token}"} if args.token else {})
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    pool = Pool(args.port, headers, client_tls(args.ca_file))
     emit({"event": "ready"})
 
     async def run_steady(command: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from .control import MAX_LIFETIME_S, run_generator
+from .control import MAX_LIFETIME_S, client_tls, run_generator
 from .gen_ws import key_name
+from .h3_subscriber import H3SseSubscriber
 from .subscriber_gen import connect, serve_subscribers
 from .subscribers import SseSubscriber, Subscriber
 from .tally import Tally
@@ -107,6 +108,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--first-key", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--lifetime", type=float, default=MAX_LIFETIME_S)
+    parser.add_argument("--ca-file", help="HTTPS, trusting this CA (the server's test CA)")
+    parser.add_argument("--http3", action="store_true", help="over HTTP/3 (needs --ca-file)")
     return parser.parse_args()
 
 
@@ -114,13 +117,18 @@ async def main() -> None:
     args = parse_args()
     tally = Tally()
     host = "127.0.0.1"
+    tls = client_tls(args.ca_file)
 
     def factory(index: int) -> Subscriber:
         query = {} if args.first_key is None else {"key": key_name(args.first_key + index)}
         path = f"/v1/topics/{args.topic}/stream"
         if query:
             path += f"?{urlencode(query)}"
-        return SseSubscriber(tally, host, args.port, path)
+        if args.http3:
+            return H3SseSubscriber(tally, host, args.port, path, args.ca_file)
+        subscriber = SseSubscriber(tally, host, args.port, path)
+        subscriber.tls = tls
+        return subscriber
 
     async def catchup(command: dict[str, Any]) -> dict[str, Any]:
         return await catch_up(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 
 HEAD_END = b"\r\n\r\n"
@@ -19,16 +20,19 @@ class HttpConnection:
     # Hypercorn closes keep-alive connections idle for 5 s: reconnect before that.
     IDLE_LIMIT_S = 4.0
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._last_used = 0.0
 
     async def _connect(self) -> None:
         await self.close()
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self.tls
+        )
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

@@ -134,13 +134,20 @@ class Server:
     def window(self, profile_to: Path | None = None) -> Window:
         return Window(self.meter, profile_to)
 
+    def client_args(self) -> list[str]:
+        """Where a generator reaches this server: its port, and with HTTPS the CA to trust."""
+        ca_file = self.settings.get("tls_cert")
+        return ["--port", str(self.port), *(["--ca-file", ca_file] if ca_file else [])]
+
     def publisher_args(self) -> list[str]:
         """Command-line arguments of a gen_http process that publishes to this server."""
-        return ["--port", str(self.port), "--token", publisher_token()]
+        return [*self.client_args(), "--token", publisher_token()]
 
     async def metrics(self) -> dict[str, float]:
         """Herald's own counters from /metrics (``herald_*`` samples, labels kept in the name)."""
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=10, verify=self.process.verify
+        ) as client:
             response = await client.get("/metrics")
             response.raise_for_status()
         samples: dict[str, float] = {}

@@ -29,9 +29,8 @@ QUIET_S = 5.0
 
 async def connect(subscriber: Subscriber, host: str, port: int) -> None:
     """Connect ``subscriber`` and wait until the server confirmed its subscription."""
-    loop = asyncio.get_running_loop()
     async with asyncio.timeout(CONNECT_TIMEOUT_S):
-        await loop.create_connection(lambda: subscriber, host, port)
+        await subscriber.open(host, port)
         await subscriber.ready
 
 

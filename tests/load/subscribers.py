@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import ssl
 import struct
 import time
 from typing import Any, cast
@@ -48,6 +49,9 @@ def send_time_msgpack(payload: bytes) -> float | None:
 class Subscriber(asyncio.Protocol):
     """Base of the streaming subscribers: handshake state, readiness and closing."""
 
+    # HTTPS (trusting the server's test CA) when set.
+    tls: ssl.SSLContext | None = None
+
     def __init__(self, tally: Tally) -> None:
         self.tally = tally
         self.transport: asyncio.Transport | None = None
@@ -58,6 +62,11 @@ class Subscriber(asyncio.Protocol):
         self._buffer = bytearray()
         self._upgraded = False
         self.confirmed = False
+
+    async def open(self, host: str, port: int) -> None:
+        """Connect (the subscription is confirmed later: ``ready``)."""
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: self, host, port, ssl=self.tls)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport, but behave as one.

@@ -13,6 +13,7 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "fanout-ws": (fanout.websocket_json, fanout.DESCRIPTION.format(transport="WebSocket JSON")),
     "fanout-ws-2w": (fanout.websocket_json_2_workers, fanout.WORKERS_DESCRIPTION),
     "fanout-sse": (fanout.sse, fanout.DESCRIPTION.format(transport="SSE")),
+    "fanout-sse-h3": (fanout.sse_h3, fanout.H3_DESCRIPTION.format(rate=fanout.H3_RATE)),
     "fanout-ws-batch": (
         fanout.websocket_batch,
         fanout.DESCRIPTION.format(transport="WebSocket herald.v1.batch.json"),
