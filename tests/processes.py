@@ -145,6 +145,10 @@ def _exists(pid: int) -> bool:
     return True
 
 
+# What service/consume.py logs once a process's consumer is positioned at the live head.
+POSITIONED = "consumer: positioned at the live head"
+
+
 class HeraldProcess:
     """``python -m service serve [args]`` on a free loopback port, stopped with SIGTERM."""
 
@@ -207,6 +211,18 @@ class HeraldProcess:
     # A busy 2-core machine has been seen to take over 30 s to start one (Kafka included).
     async def wait_ready(self, within: float = 60.0) -> None:
         await self.wait_readiness(True, within)
+
+    async def wait_positioned(self, processes: int = 1, within: float = 60.0) -> None:
+        """Wait until ``processes`` (its workers, with --workers) have logged that their
+        consumer reached Kafka's head.
+
+        /readyz cannot tell for workers: a kept-alive connection asks the same worker every
+        time, and a worker still starting accepts no connection at all.
+        """
+        async with asyncio.timeout(within):
+            while self.log_path.read_text(errors="replace").count(POSITIONED) < processes:
+                assert self.process is not None and self.process.poll() is None, self.log()
+                await asyncio.sleep(0.1)
 
     async def wait_readiness(self, ready: bool, within: float = 60.0) -> None:
         """Poll /readyz until it says ``ready`` (another process: there is no event to await)."""

@@ -21,6 +21,8 @@ async def quic_server(
         kafka_bootstrap, tmp_path_factory.mktemp("http3"), ["--workers", "2"], topics="it-.*"
     )
     async with serving(herald.process):
+        # Ready over TCP is one worker's word; the QUIC worker may still be reaching Kafka.
+        await herald.process.wait_positioned(2)
         yield herald
 
 

@@ -32,8 +32,6 @@ from .meter import ProcessMeter
 from .server import JWT_SECRET, PRODUCTION_SETTINGS, Server, Window, publisher_token
 
 READY_WITHIN_S = 60.0
-# What service/consume.py logs once a process's consumer is positioned at the live head.
-POSITIONED = "consumer: positioned at the live head"
 
 
 @dataclass
@@ -229,7 +227,7 @@ class Bench:
         stack.callback(process.stop)
         await process.wait_ready(READY_WITHIN_S)
         if workers > 1:
-            await wait_positioned(process, workers, READY_WITHIN_S)
+            await process.wait_positioned(workers, READY_WITHIN_S)
             result.note(
                 f"herald serve --workers {workers}: server CPU and memory are the parent's "
                 "and its workers' together; /metrics answers from one worker per connection, "
@@ -328,18 +326,6 @@ class Bench:
             timed_out=any(a["timed_out"] for a in answers),
             reopened=reopened,
         )
-
-
-async def wait_positioned(process: HeraldProcess, workers: int, within: float) -> None:
-    """Wait until each of ``workers`` worker processes has logged that it reached Kafka's head.
-
-    /readyz cannot tell: a kept-alive connection asks the same worker every time, and a worker
-    still starting accepts no connection at all.
-    """
-    async with asyncio.timeout(within):
-        while process.log_path.read_text(errors="replace").count(POSITIONED) < workers:
-            assert process.process is not None and process.process.poll() is None, process.log()
-            await asyncio.sleep(0.1)
 
 
 def split(total: int, parts: int) -> list[int]:
