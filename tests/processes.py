@@ -277,7 +277,7 @@ def quic_herald(
         tls_cert=str(certificates.server_cert),
         tls_key=str(certificates.server_key),
         # Hypercorn's QUIC server ends only once a datagram comes or the grace is over.
-        shutdown_grace_s="1",
+        shutdown_grace_s="0.3",
         **settings,
     )
     process.env["HERALD_QUIC_BIND"] = f"127.0.0.1:{process.port}"
