@@ -108,20 +108,15 @@ class Broadcaster:
             self._flush_timer = None
         if self._writing is not None:
             self._writing.finish()
-            self._written()
+            self._written(self._writing)
         events, self._pending = self._pending, []
-        if not events:
-            return
-        loop = asyncio.get_running_loop()
-        self._writing = self._start(events, loop.time())
-        if self._writing.step():
-            self._written()
-        else:
-            loop.call_soon(self._go_on)
+        if events:
+            self._writing = self._start(events, asyncio.get_running_loop().time())
+            self._go_on(self._writing)
 
-    def _go_on(self) -> None:
-        writing = self._writing
-        if writing is None:
+    def _go_on(self, writing: FanOut) -> None:
+        """Write ``writing``'s next slice; the rest in later turns of the loop."""
+        if self._writing is not writing:
             return  # finished by a flush meanwhile
         try:
             done = writing.step()
@@ -129,16 +124,14 @@ class Broadcaster:
             self._writing = None  # the topic's later events must not wait for it forever
             raise
         if not done:
-            asyncio.get_running_loop().call_soon(self._go_on)
+            asyncio.get_running_loop().call_soon(self._go_on, writing)
             return
-        self._written()
+        self._written(writing)
         if self._pending:
             self.offer([])
 
-    def _written(self) -> None:
-        writing, self._writing = self._writing, None
-        if writing is None:
-            return
+    def _written(self, writing: FanOut) -> None:
+        self._writing = None
         # Measured in the fan-out's own writing time, not the wall time it spanned: the
         # loop's other work between its slices is not a cost of this topic's fan-outs.
         self.next_fan_out = writing.started + writing.spent * (1 + self.fan_out_pause)

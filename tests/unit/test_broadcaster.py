@@ -646,3 +646,26 @@ def test_a_topic_kafka_does_not_have_keeps_no_broadcaster_once_nobody_waits() ->
     broadcasters.get("real").assign(0, 0)
     broadcasters.release("real")
     assert len(broadcasters) == 1
+
+
+class FailingOnceSocket(Socket):
+    """A socket whose first write fails as no socket should."""
+
+    def deliver(self, run: EventRun) -> bool:
+        if not self.writes:
+            self.writes.append([])
+            raise RuntimeError("broken write")
+        return super().deliver(run)
+
+
+async def test_a_fan_out_that_fails_does_not_hold_back_the_topics_later_events() -> None:
+    broadcaster = Broadcaster(TOPIC, 100)
+    broadcaster.assign(0, 0)
+    box = outbox()
+    socket = box.direct = FailingOnceSocket()
+    broadcaster.subscribe(box, None)
+    with pytest.raises(RuntimeError):
+        broadcaster.offer([take(broadcaster, 0)])
+    assert not broadcaster.busy
+    broadcaster.offer([take(broadcaster, 1)])
+    assert socket.writes == [[], [1]]
