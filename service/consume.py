@@ -8,7 +8,6 @@ subscribed consumer without a group resets *all* partitions whenever the set cha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from . import tasks
 from .broadcaster import Broadcasters
 from .config import Settings
-from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
+from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition, quietly
 from .lag import Lag
 from .metrics import Metrics
 from .topics import TopicPolicy
@@ -98,10 +97,8 @@ class Feed:
                 self._metrics.kafka_errors.labels("consumer").inc()
                 self._failed(self._kafka.explain(exc))
             finally:
-                with contextlib.suppress(*FAILURES):
-                    await consumer.stop()
-                with contextlib.suppress(*FAILURES):
-                    await admin.close()
+                await quietly(consumer.stop())
+                await quietly(admin.close())
             await asyncio.sleep(_RECONNECT_S)
 
     async def _consume(self, consumer: Consumer, admin: Admin) -> None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from .config import Settings
 from .errors import KafkaUnavailable, RateLimited, ServiceBusy
-from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition
+from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition, quietly
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,10 @@ class History:
             consumers.append(self._lookup)
             self._lookup = None
         for consumer in consumers:
-            with contextlib.suppress(*FAILURES):
-                await consumer.stop()
+            await quietly(consumer.stop())
         admin, self._admin = self._admin, None
         if admin is not None:
-            with contextlib.suppress(*FAILURES):
-                await admin.close()
+            await quietly(admin.close())
 
     def _consumer(self) -> Consumer:
         # Catch-up reads whole partitions: bigger fetches than the live consumer's.
@@ -247,5 +245,4 @@ class History:
                 else:
                     # A read cut short (an error, the client left) may have left anything
                     # half done in its consumer.
-                    with contextlib.suppress(*FAILURES):
-                        await consumer.stop()
+                    await quietly(consumer.stop())

@@ -12,7 +12,7 @@ from .cursor import Cursor
 from .errors import KafkaUnavailable, UnknownTopic
 from .events import EventIn
 from .idempotency import Tag
-from .kafka import FAILURES, Admin, Kafka, Producer
+from .kafka import FAILURES, Admin, Kafka, Producer, quietly
 from .metrics import Metrics
 from .records import to_record
 from .topics import TopicPolicy, unkeyed_partition
@@ -91,8 +91,8 @@ class Publisher:
                     await admin.start()
             except FAILURES as exc:
                 self._errors.labels("producer").inc()
-                await _quietly(producer.stop())
-                await _quietly(admin.close())
+                await quietly(producer.stop())
+                await quietly(admin.close())
                 # The cause goes to the log (once per cause); a client is told nothing of
                 # the cluster.
                 problem = self._kafka.explain(exc)
@@ -185,10 +185,3 @@ async def _until_visible(admin: Admin, topic: str) -> None:
         if topic in await admin.partition_counts([topic], with_leaders=True):
             return
         await asyncio.sleep(_VISIBLE_POLL_S)
-
-
-async def _quietly(closing: object) -> None:
-    try:
-        await closing  # type: ignore[misc]
-    except Exception:  # cleanup after a failed start must not mask its cause
-        log.debug("cleanup after failed Kafka start", exc_info=True)

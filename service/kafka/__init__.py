@@ -9,17 +9,49 @@ admin client is Herald's own, smaller than aiokafka's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Protocol
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-__all__ = ["FAILURES", "Admin", "Consumer", "Kafka", "Producer", "Record", "TopicPartition"]
+__all__ = [
+    "FAILURES",
+    "Admin",
+    "Consumer",
+    "Kafka",
+    "Producer",
+    "Record",
+    "TopicPartition",
+    "quietly",
+]
 
 # What a Kafka client raises when the cluster cannot be reached or refuses: the caller turns
 # it into a 503, a retry, or "not ready".
 FAILURES = (KafkaError, TimeoutError, OSError)
+
+log = logging.getLogger(__name__)
+
+
+async def quietly(closing: Awaitable[object]) -> None:
+    """Await a Kafka client's ``stop()`` or ``close()`` in a cleanup: what it raises goes to
+    the debug log, except a cancel of the caller itself.
+
+    aiokafka's consumer cancels its own fetch tasks in ``stop()`` and then awaits them, so
+    their CancelledError can come out of ``stop()`` though nobody cancelled the caller
+    (aiokafka issue 647). Taken for the caller's own, it ended the live consumer's loop for
+    good when the broker went away at the wrong moment: the instance never became ready again.
+    """
+    try:
+        await closing
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        log.debug("closing a Kafka client raised a cancel of its own tasks", exc_info=True)
+    except Exception:
+        log.debug("closing a Kafka client failed", exc_info=True)
 
 
 class Record(Protocol):

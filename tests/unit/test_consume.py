@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from service.broadcaster import Broadcasters
 from service.config import Settings
 from service.consume import Feed
-from service.kafka import Admin
-from service.kafka.memory import MemoryKafka, MemoryLog
+from service.kafka import Admin, Consumer, Record, TopicPartition
+from service.kafka.memory import MemoryConsumer, MemoryKafka, MemoryLog
 from service.metrics import Metrics
 from service.outbox import Outbox
 from service.topics import TopicPolicy
@@ -59,6 +61,39 @@ class HangingKafka(MemoryKafka):
         admin = HangingAdmin(super().admin(client_id))
         self.admins.append(admin)
         return admin
+
+
+class LeakyConsumer(MemoryConsumer):
+    """Its ``stop()`` raises the CancelledError of a task of its own, as aiokafka's consumer
+    can (its fetcher cancels its fetch tasks and awaits them; aiokafka issue 647); once
+    ``gone``, its reads fail as when the broker went away."""
+
+    gone = False
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        if self.gone:
+            raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+        return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+
+    async def stop(self) -> None:
+        await super().stop()
+        fetching = asyncio.ensure_future(asyncio.sleep(3600))
+        await asyncio.sleep(0)
+        fetching.cancel()
+        await fetching
+
+
+class LeakyKafka(MemoryKafka):
+    def __init__(self, log: MemoryLog) -> None:
+        super().__init__(log)
+        self.consumers: list[LeakyConsumer] = []
+
+    def consumer(self, client_id: str, **options: Any) -> Consumer:
+        consumer = LeakyConsumer(self.log, options.get("fetch_max_wait_ms") or 500)
+        self.consumers.append(consumer)
+        return consumer
 
 
 @pytest.fixture
@@ -151,3 +186,22 @@ async def test_an_unreachable_cluster_is_reported_and_reading_resumes_after_it(
         log.reachable = True
         assert await offsets_delivered(outbox, 1) == [0]
         await eventually(lambda: feed.kafka_reachable)
+
+
+async def test_reading_resumes_when_the_lost_consumer_s_stop_raises_a_cancel_of_its_own(
+    log: MemoryLog,
+) -> None:
+    # Seen on a real broker restarted under a running instance: the consumer's stop() after
+    # the failure raised CancelledError, which ended the loop, and the instance never became
+    # ready again (tests/integration/test_kafka_outage.py, now and then).
+    settings = Settings(topic_refresh_s=0.01, fan_out_pause=0)
+    broadcasters = Broadcasters(settings)
+    kafka = LeakyKafka(log)
+    feed = Feed(settings, kafka, TopicPolicy(settings), broadcasters, Metrics())
+    async for _ in running(feed):
+        outbox = Outbox(Format.JSON, 100)
+        broadcasters.get(TOPIC).subscribe(outbox, None)
+        kafka.consumers[0].gone = True
+        await eventually(lambda: len(kafka.consumers) == 2)  # a fresh consumer, a second later
+        log.append(TOPIC, b"1", None, 0, [])
+        assert await offsets_delivered(outbox, 1) == [0]
