@@ -15,7 +15,16 @@ from collections.abc import Callable
 from . import tasks
 from .broadcaster import Broadcasters
 from .config import Settings
-from .kafka import FAILURES, Admin, Consumer, Kafka, Record, TopicPartition, quietly
+from .kafka import (
+    FAILURES,
+    Admin,
+    Consumer,
+    Kafka,
+    Record,
+    TopicPartition,
+    leaked_cancel,
+    quietly,
+)
 from .lag import Lag
 from .metrics import Metrics
 from .topics import TopicPolicy
@@ -61,6 +70,8 @@ class Feed:
         self.kafka_reachable = False
         # Why the last attempt to connect failed, until one succeeds (for /readyz and the log).
         self.problem: str | None = None
+        # The last unexpected error of the loop, said once (see _run).
+        self._unexpected: str | None = None
         self._task: asyncio.Task[None] | None = None
         # The exposed partitions the last topic lookup found, until the loop takes them.
         self._found: set[TopicPartition] | None = None
@@ -96,6 +107,20 @@ class Feed:
                 self._metrics.kafka_connect_failures.inc()
                 self._metrics.kafka_errors.labels("consumer").inc()
                 self._failed(self._kafka.explain(exc))
+            except asyncio.CancelledError:
+                if not leaked_cancel():
+                    raise
+                # Not a stop: aiokafka raised a cancel of its own tasks (see kafka.quietly).
+                self._metrics.kafka_errors.labels("consumer").inc()
+                log.warning("consumer: the Kafka client cancelled itself; reconnecting")
+            except Exception as exc:
+                # The loop that feeds every subscriber outlives a fault of its own or of the
+                # client: the cause once (with its traceback), then fresh clients.
+                self._metrics.kafka_errors.labels("consumer").inc()
+                unexpected = repr(exc)
+                if unexpected != self._unexpected:
+                    log.exception("consumer: unexpected error; reconnecting in %ss", _RECONNECT_S)
+                self._unexpected = unexpected
             finally:
                 await quietly(consumer.stop())
                 await quietly(admin.close())

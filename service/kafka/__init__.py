@@ -24,6 +24,7 @@ __all__ = [
     "Producer",
     "Record",
     "TopicPartition",
+    "leaked_cancel",
     "quietly",
 ]
 
@@ -32,6 +33,13 @@ __all__ = [
 FAILURES = (KafkaError, TimeoutError, OSError)
 
 log = logging.getLogger(__name__)
+
+
+def leaked_cancel() -> bool:
+    """In an ``except CancelledError``: whether it came out of a client's own cancelled task,
+    nobody having cancelled the task that catches it."""
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()
 
 
 async def quietly(closing: Awaitable[object]) -> None:
@@ -46,8 +54,7 @@ async def quietly(closing: Awaitable[object]) -> None:
     try:
         await closing
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is None or task.cancelling():
+        if not leaked_cancel():
             raise
         log.debug("closing a Kafka client raised a cancel of its own tasks", exc_info=True)
     except Exception:

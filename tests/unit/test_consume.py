@@ -4,7 +4,7 @@ never hold deliveries up (a real broker: tests/integration/test_consume.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from service.topics import TopicPolicy
 from service.wire import Format
 
 from ..waiting import eventually
+from .test_kafka import cancel_of_its_own
 
 TOPIC = "orders"
 
@@ -63,26 +64,30 @@ class HangingKafka(MemoryKafka):
         return admin
 
 
-class LeakyConsumer(MemoryConsumer):
-    """Its ``stop()`` raises the CancelledError of a task of its own, as aiokafka's consumer
-    can (its fetcher cancels its fetch tasks and awaits them; aiokafka issue 647); once
-    ``gone``, its reads fail as when the broker went away."""
+async def connection_lost() -> None:
+    raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
 
-    gone = False
+
+async def a_bug() -> None:
+    raise RuntimeError("a fault nobody foresaw")
+
+
+class LeakyConsumer(MemoryConsumer):
+    """Its ``stop()`` raises a cancel of its own, as aiokafka's can; once its reads ``fail``,
+    they raise what that raises."""
+
+    fail: Callable[[], Awaitable[None]] | None = None
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[Record]]:
-        if self.gone:
-            raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+        if self.fail is not None:
+            await self.fail()
         return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
 
     async def stop(self) -> None:
         await super().stop()
-        fetching = asyncio.ensure_future(asyncio.sleep(3600))
-        await asyncio.sleep(0)
-        fetching.cancel()
-        await fetching
+        await cancel_of_its_own()
 
 
 class LeakyKafka(MemoryKafka):
@@ -188,12 +193,14 @@ async def test_an_unreachable_cluster_is_reported_and_reading_resumes_after_it(
         await eventually(lambda: feed.kafka_reachable)
 
 
-async def test_reading_resumes_when_the_lost_consumer_s_stop_raises_a_cancel_of_its_own(
-    log: MemoryLog,
+@pytest.mark.parametrize("failure", [connection_lost, cancel_of_its_own, a_bug])
+async def test_reading_resumes_with_fresh_clients_whatever_ended_the_last_ones(
+    log: MemoryLog, failure: Callable[[], Awaitable[None]]
 ) -> None:
     # Seen on a real broker restarted under a running instance: the consumer's stop() after
     # the failure raised CancelledError, which ended the loop, and the instance never became
-    # ready again (tests/integration/test_kafka_outage.py, now and then).
+    # ready again (tests/integration/test_kafka_outage.py, now and then). Every consumer here
+    # raises that on stop(); the first one's reads fail in each way the loop must outlive.
     settings = Settings(topic_refresh_s=0.01, fan_out_pause=0)
     broadcasters = Broadcasters(settings)
     kafka = LeakyKafka(log)
@@ -201,7 +208,7 @@ async def test_reading_resumes_when_the_lost_consumer_s_stop_raises_a_cancel_of_
     async for _ in running(feed):
         outbox = Outbox(Format.JSON, 100)
         broadcasters.get(TOPIC).subscribe(outbox, None)
-        kafka.consumers[0].gone = True
+        kafka.consumers[0].fail = failure
         await eventually(lambda: len(kafka.consumers) == 2)  # a fresh consumer, a second later
         log.append(TOPIC, b"1", None, 0, [])
         assert await offsets_delivered(outbox, 1) == [0]

@@ -10,8 +10,9 @@ from aiokafka.errors import KafkaConnectionError
 from service.kafka import quietly
 
 
-async def stop_that_leaks_a_cancel() -> None:
-    """As aiokafka's consumer stop() can: it cancels a task of its own and awaits it."""
+async def cancel_of_its_own() -> None:
+    """What aiokafka can raise: the CancelledError of a task of its own it cancelled and
+    awaited (its fetcher on stop(); aiokafka issue 647), nobody having cancelled the caller."""
     fetching = asyncio.ensure_future(asyncio.sleep(3600))
     await asyncio.sleep(0)
     fetching.cancel()
@@ -24,8 +25,8 @@ async def stop_that_fails() -> None:
 
 async def test_a_cancel_the_client_raised_of_its_own_is_kept_from_the_caller() -> None:
     with pytest.raises(asyncio.CancelledError):
-        await stop_that_leaks_a_cancel()  # what the caller would otherwise get
-    await quietly(stop_that_leaks_a_cancel())
+        await cancel_of_its_own()  # what the caller would otherwise get
+    await quietly(cancel_of_its_own())
 
 
 async def test_what_a_close_raises_is_kept_from_the_caller() -> None:
@@ -53,7 +54,7 @@ async def test_a_cancel_of_the_caller_that_meets_a_leaked_one_still_ends_it() ->
         task = asyncio.current_task()
         assert task is not None
         task.cancel()  # requested; delivered at the next await
-        await quietly(stop_that_leaks_a_cancel())
+        await quietly(cancel_of_its_own())
 
     caller = asyncio.create_task(caller_body())
     with pytest.raises(asyncio.CancelledError):
