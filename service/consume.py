@@ -133,8 +133,9 @@ class Feed:
         probe = asyncio.create_task(self._probe_lag(consumer), name="herald-lag-probe")
         try:
             while True:
-                if watcher.done():
-                    watcher.result()  # a lookup that failed unexpectedly fails the loop too
+                for helper in (watcher, probe):
+                    if helper.done():
+                        helper.result()  # a helper that ended unexpectedly fails the loop too
                 if self._found is not None:
                     wanted, self._found = self._found, None
                     await self._assign(consumer, wanted)

@@ -4,7 +4,7 @@ never hold deliveries up (a real broker: tests/integration/test_consume.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import pytest
@@ -73,10 +73,18 @@ async def a_bug() -> None:
 
 
 class LeakyConsumer(MemoryConsumer):
-    """Its ``stop()`` raises a cancel of its own, as aiokafka's can; once its reads ``fail``,
-    they raise what that raises."""
+    """Its ``stop()`` raises a cancel of its own, as aiokafka's can; once its reads ``fail``
+    (or the lag probe's questions, ``fail_lag_probe``), they raise what that raises."""
 
     fail: Callable[[], Awaitable[None]] | None = None
+    fail_lag_probe: Callable[[], Awaitable[None]] | None = None
+
+    async def end_offsets(
+        self, partitions: Collection[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        if self.fail_lag_probe is not None and self._started:
+            await self.fail_lag_probe()
+        return await super().end_offsets(partitions)
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
@@ -212,3 +220,15 @@ async def test_reading_resumes_with_fresh_clients_whatever_ended_the_last_ones(
         await eventually(lambda: len(kafka.consumers) == 2)  # a fresh consumer, a second later
         log.append(TOPIC, b"1", None, 0, [])
         assert await offsets_delivered(outbox, 1) == [0]
+
+
+async def test_a_lag_probe_that_ends_unexpectedly_makes_the_loop_start_afresh(
+    log: MemoryLog,
+) -> None:
+    # Else the lag figures (and readiness on lag) would freeze at their last value, unsaid.
+    settings = Settings(topic_refresh_s=0.01, fan_out_pause=0)
+    kafka = LeakyKafka(log)
+    feed = Feed(settings, kafka, TopicPolicy(settings), Broadcasters(settings), Metrics())
+    async for _ in running(feed):
+        kafka.consumers[0].fail_lag_probe = cancel_of_its_own
+        await eventually(lambda: len(kafka.consumers) == 2)
