@@ -147,12 +147,17 @@ def tune_garbage_collector(threshold: int) -> None:
         gc.set_threshold(threshold, 10, 10)
 
 
-def listening_socket(bind: str) -> socket.socket:
-    """A TCP socket listening on ``bind`` (host:port) that child processes may inherit."""
+def _address(bind: str) -> tuple[socket.AddressFamily, tuple[str, int]]:
+    """The family and address of ``bind`` (host:port, an IPv6 host in brackets or not)."""
     host, port = bind.rsplit(":", 1)
     host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, int(port)), family=family, backlog=2048)
+    return (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, int(port))
+
+
+def listening_socket(bind: str) -> socket.socket:
+    """A TCP socket listening on ``bind`` (host:port) that child processes may inherit."""
+    family, address = _address(bind)
+    sock = socket.create_server(address, family=family, backlog=2048)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.set_inheritable(True)
     return sock
@@ -160,11 +165,9 @@ def listening_socket(bind: str) -> socket.socket:
 
 def quic_socket(bind: str) -> socket.socket:
     """A UDP socket bound to ``bind`` (host:port) that a child process may inherit."""
-    host, port = bind.rsplit(":", 1)
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family, address = _address(bind)
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.bind((host, int(port)))
+    sock.bind(address)
     sock.set_inheritable(True)
     return sock
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import ssl
 import statistics
@@ -331,6 +332,12 @@ class Bench:
 def split(total: int, parts: int) -> list[int]:
     """``total`` spread over ``parts`` as evenly as integers allow."""
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def spans(total: int, parts: int, start: int = 0) -> list[tuple[int, int]]:
+    """``split``, each share with the number it starts at (the first: ``start``)."""
+    shares = split(total, parts)
+    return list(zip(itertools.accumulate(shares[:-1], initial=start), shares, strict=True))
 
 
 async def seed_topic(server: Server, topic: str, events: int = 1) -> None:

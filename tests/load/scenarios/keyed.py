@@ -6,7 +6,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from ..bench import Bench, Delivery, ScenarioResult, seed_topic, split
+from ..bench import Bench, Delivery, ScenarioResult, seed_topic, spans
 from ..control import GeneratorProcess, Generators
 from ..server import Server
 
@@ -41,10 +41,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
             ((SMALL, SMALL_PROCESSES), (LARGE, LARGE_PROCESSES))
         ):
             first = sum(count for _first, count in ranges)
-            added = [
-                (first + sum(split(total - first, processes)[:i]), n)
-                for i, n in enumerate(split(total - first, processes))
-            ]
+            added = spans(total - first, processes, first)
             group = await bench.spawn(
                 stack,
                 f"{result.name}-subscribers",

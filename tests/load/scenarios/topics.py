@@ -6,7 +6,7 @@ import asyncio
 import re
 from contextlib import AsyncExitStack
 
-from ..bench import Bench, ScenarioResult, split
+from ..bench import Bench, ScenarioResult, spans
 from ..control import GeneratorProcess
 from ..server import Server
 from .fanout import PAD_BYTES, record
@@ -50,8 +50,6 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
         result.add(
             "idle_cpu", f"server CPU idle, {count} topics read", "%", idle.cpu_percent, "lower"
         )
-        per_process = split(connections, PROCESSES)
-        firsts = [sum(per_process[:index]) for index in range(PROCESSES)]
         subscribers = await bench.spawn(
             stack,
             f"{result.name}-subscribers",
@@ -71,7 +69,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                     "--connections",
                     str(n),
                 ]
-                for first, n in zip(firsts, per_process, strict=True)
+                for first, n in spans(connections, PROCESSES)
             ],
             ready_within=600,
         )
@@ -96,7 +94,7 @@ async def run(bench: Bench, result: ScenarioResult) -> None:
                         (connection + 1) * TOPICS_PER_CONNECTION,
                     )
                 )
-                for first, n in zip(firsts, per_process, strict=True)
+                for first, n in spans(connections, PROCESSES)
             ]
 
         steady = {"topic": prefix, "topics": count, "partitions": 1, "rate": RATE, "pad": PAD_BYTES}
